@@ -1,0 +1,101 @@
+"""The shared engine: eventsourcing's PostgreSQL recorders, made append-only, with
+schema creation serialized so any number of processes can start at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from eventsourcing import postgres as es_postgres
+from psycopg.sql import SQL, Identifier, Literal
+
+from application.persistence import APPEND_ONLY_MESSAGE
+
+# Key of the advisory lock held while any eventshop process creates tables,
+# types, functions or triggers. PostgreSQL DDL is not safe to run concurrently
+# for the same objects ("tuple concurrently updated", duplicate pg_type rows).
+SCHEMA_LOCK_KEY = 0x6576_7368_6F70  # "evshop"
+
+REFUSE_CHANGE_FUNCTION = "eventshop_refuse_change"
+
+
+@contextmanager
+def schema_lock(datastore: es_postgres.PostgresDatastore) -> Iterator[None]:
+    """Holds the schema lock on a connection of its own for the block's duration."""
+    with datastore.get_connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+class _SerializedSchema(es_postgres.PostgresRecorder):
+    def create_table(self) -> None:
+        with schema_lock(self.datastore):
+            super().create_table()
+
+
+class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
+    def __init__(self, datastore: es_postgres.PostgresDatastore, **kwargs: str) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name)
+        function = Identifier(REFUSE_CHANGE_FUNCTION)
+        self.sql_create_statements += [
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}() "
+                "RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION '% on %.%: {message}', "
+                "TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME "
+                "USING ERRCODE = 'insufficient_privilege'; "
+                "END $$"
+            ).format(
+                schema=schema,
+                function=function,
+                message=SQL(APPEND_ONLY_MESSAGE),
+            ),
+            SQL(
+                "CREATE OR REPLACE TRIGGER {trigger} "
+                "BEFORE UPDATE OR DELETE ON {schema}.{table} "
+                "FOR EACH ROW EXECUTE FUNCTION {schema}.{function}()"
+            ).format(
+                trigger=Identifier(f"{self.events_table_name}_append_only"),
+                schema=schema,
+                table=table,
+                function=function,
+            ),
+            SQL(
+                "CREATE OR REPLACE TRIGGER {trigger} "
+                "BEFORE TRUNCATE ON {schema}.{table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{function}()"
+            ).format(
+                trigger=Identifier(f"{self.events_table_name}_no_truncate"),
+                schema=schema,
+                table=table,
+                function=function,
+            ),
+            SQL("COMMENT ON TABLE {schema}.{table} IS {comment}").format(
+                schema=schema, table=table, comment=Literal(APPEND_ONLY_MESSAGE)
+            ),
+        ]
+
+
+class PostgresAggregateRecorder(
+    _SerializedSchema, es_postgres.PostgresAggregateRecorder
+):
+    """Holds snapshots: derived data, so not append-only, but created safely."""
+
+
+class PostgresApplicationRecorder(_AppendOnly, es_postgres.PostgresApplicationRecorder):
+    pass
+
+
+class PostgresProcessRecorder(_AppendOnly, es_postgres.PostgresProcessRecorder):
+    pass
+
+
+class PostgresFactory(es_postgres.PostgresFactory):
+    aggregate_recorder_class = PostgresAggregateRecorder
+    application_recorder_class = PostgresApplicationRecorder
+    process_recorder_class = PostgresProcessRecorder

@@ -1,0 +1,117 @@
+"""What every eventshop service shares: storage set-up, transcodings, loading
+with typed not-found errors, and commands retried when they lose a race."""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import abstractmethod
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+
+from application.config import Settings
+from domain.errors import ConcurrencyConflictError, NotFoundError
+from domain.values import Line
+
+A = TypeVar("A", bound=Aggregate)
+K = TypeVar("K")
+
+# Enough for eight writers hammering one aggregate (see the concurrency tests);
+# beyond that a caller is better told than kept waiting.
+MAX_ATTEMPTS = 25
+
+
+class LineAsDict(Transcoding):
+    type = Line
+    name = "line"
+
+    def encode(self, obj: Line) -> dict[str, Any]:
+        return {"sku": obj.sku, "quantity": obj.quantity, "unit_price": obj.unit_price}
+
+    def decode(self, data: dict[str, Any]) -> Line:
+        return Line(
+            sku=data["sku"],
+            quantity=data["quantity"],
+            unit_price=Decimal(data["unit_price"]),
+        )
+
+
+class ShopService(Application[UUID], Generic[A, K]):
+    """An eventsourcing application holding one kind of aggregate.
+
+    Callers name an aggregate by a key of type K: its id for carts and orders,
+    the natural key (the SKU) for inventory items, whose ids derive from it.
+    """
+
+    aggregate_class: ClassVar[type[Aggregate]]
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_url()
+        super().__init__(env=self.settings.service_env(self.name))
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(LineAsDict())
+
+    @abstractmethod
+    def aggregate_id(self, key: K) -> UUID:
+        """The id of the aggregate a key names."""
+
+    @abstractmethod
+    def not_found(self, key: K) -> NotFoundError:
+        """The typed error for a key this service holds nothing under."""
+
+    def log_head(self) -> int:
+        """Position of the newest event in this service's notification log."""
+        return self.recorder.max_notification_id() or 0
+
+    def _load(self, key: K) -> A:
+        try:
+            aggregate = self.repository.get(self.aggregate_id(key))
+        except AggregateNotFoundError:
+            raise self.not_found(key) from None
+        if not isinstance(aggregate, self.aggregate_class):
+            raise self.not_found(key)
+        return aggregate  # type: ignore[return-value]
+
+    def _change(self, key: K, command: Callable[[A], object]) -> A:
+        """Loads the aggregate, runs the command and saves what it recorded.
+
+        Another writer may save the same aggregate between our load and our save;
+        the store then refuses our events (same version). We reload and run the
+        command again, because its checks must see the newer state.
+        """
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            aggregate = self._load(key)
+            command(aggregate)
+            try:
+                self.save(aggregate)
+            except RecordConflictError:
+                if attempt == MAX_ATTEMPTS:
+                    break
+                # Jitter spreads the retries of writers that collided together.
+                time.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            else:
+                return aggregate
+        raise ConcurrencyConflictError(self.aggregate_id(key), MAX_ATTEMPTS)
+
+    def _add(self, aggregate: A) -> bool:
+        """Saves a new aggregate; False when one with its id is already stored
+        (a natural key registered twice, or a redelivered creation)."""
+        try:
+            self.save(aggregate)
+        except RecordConflictError:
+            return False
+        return True
+
+
+# Application.__init_subclass__ does not chain up to Generic's, which is what
+# records a class's type parameters; without this, ShopService[Cart, UUID]
+# would be refused at run time.
+ShopService.__parameters__ = (A, K)  # type: ignore[attr-defined]

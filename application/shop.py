@@ -1,0 +1,124 @@
+"""The ``Shop`` facade: the one object Python callers need.
+
+It takes ids (as ``UUID`` or their text), SKUs, quantities and prices, and returns
+ids and immutable views; it never hands out an aggregate. Every method that
+changes something is one command on one aggregate, retried if it loses a race.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from uuid import UUID
+
+from application.config import Settings
+from application.dto import CartView, OrderView, StockView
+from application.services import Carts, Inventory, Orders
+from domain.values import parse_id, parse_text
+
+DEFAULT_CANCELLATION_REASON = "cancelled on request"
+
+
+class Shop:
+    """Cart, Order and Inventory services over one store.
+
+    ``Shop()`` keeps its data in SQLite files under ``./eventshop-data`` (or
+    ``$EVENTSHOP_DATABASE_URL``); ``Shop(database_url="postgresql://...")`` uses
+    PostgreSQL; ``Shop(data_dir=...)`` puts the SQLite files elsewhere.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        self.inventory = Inventory(self.settings)
+        self.carts = Carts(self.settings)
+        self.orders = Orders(self.settings)
+
+    # -- products and stock --------------------------------------------------
+
+    def register_product(self, sku: str, name: str, price: Decimal | int | str) -> str:
+        self.inventory.register_product(sku, name, price)
+        return sku
+
+    def receive_stock(self, sku: str, quantity: int) -> None:
+        self.inventory.receive_stock(sku, quantity)
+
+    def adjust_stock(self, sku: str, counted: int, reason: str) -> None:
+        self.inventory.adjust_stock(sku, counted, reason)
+
+    def get_stock(self, sku: str) -> StockView:
+        return self.inventory.get_stock(sku)
+
+    # -- carts ---------------------------------------------------------------
+
+    def open_cart(self, customer_id: str) -> UUID:
+        return self.carts.open_cart(customer_id)
+
+    def add_to_cart(self, cart_id: UUID | str, sku: str, quantity: int) -> None:
+        """Adds units of a registered product at its current price."""
+        cart = parse_id(cart_id, "cart_id")
+        price = self.inventory.get_stock(sku).price
+        self.carts.add_item(cart, sku, quantity, price)
+
+    def change_quantity(self, cart_id: UUID | str, sku: str, quantity: int) -> None:
+        self.carts.change_quantity(parse_id(cart_id, "cart_id"), sku, quantity)
+
+    def remove_from_cart(self, cart_id: UUID | str, sku: str) -> None:
+        self.carts.remove_item(parse_id(cart_id, "cart_id"), sku)
+
+    def abandon_cart(self, cart_id: UUID | str) -> None:
+        self.carts.abandon(parse_id(cart_id, "cart_id"))
+
+    def checkout(self, cart_id: UUID | str) -> UUID:
+        """Checks the cart out and returns the id its order has (or will have)."""
+        return self.carts.check_out(parse_id(cart_id, "cart_id"))
+
+    def get_cart(self, cart_id: UUID | str) -> CartView:
+        return self.carts.get_cart(parse_id(cart_id, "cart_id"))
+
+    # -- orders --------------------------------------------------------------
+
+    def pay_order(self, order_id: UUID | str) -> None:
+        self.orders.pay(parse_id(order_id, "order_id"))
+
+    def ship_order(self, order_id: UUID | str) -> None:
+        self.orders.ship(parse_id(order_id, "order_id"))
+
+    def cancel_order(
+        self, order_id: UUID | str, reason: str = DEFAULT_CANCELLATION_REASON
+    ) -> None:
+        self.orders.cancel(parse_id(order_id, "order_id"), parse_text(reason, "reason"))
+
+    def get_order(self, order_id: UUID | str) -> OrderView:
+        return self.orders.get_order(parse_id(order_id, "order_id"))
+
+    # -- housekeeping --------------------------------------------------------
+
+    def log_heads(self) -> dict[str, int]:
+        """Each service's newest notification-log position."""
+        return {
+            service.name: service.log_head()
+            for service in (self.carts, self.orders, self.inventory)
+        }
+
+    def close(self) -> None:
+        for service in (self.carts, self.orders, self.inventory):
+            service.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

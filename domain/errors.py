@@ -1,0 +1,192 @@
+"""Every refusal eventshop can give, as a small hierarchy of typed errors.
+
+Callers catch a branch (``InvalidInputError``, ``NotFoundError``, ``StateError``)
+or a leaf; each error keeps the ids and values involved as attributes so that a
+caller never has to parse a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+
+class ShopError(Exception):
+    """Base of every error eventshop raises on purpose."""
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+class InvalidInputError(ShopError, ValueError):
+    """A command argument is malformed; nothing was written."""
+
+    def __init__(self, field: str, value: object, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        super().__init__(f"invalid {field} {shown}: {problem}")
+
+
+class InvalidQuantityError(InvalidInputError):
+    """A quantity is not a whole number in the allowed range."""
+
+
+class InvalidPriceError(InvalidInputError):
+    """A price is not a finite, positive amount with at most two decimals."""
+
+
+class InvalidSkuError(InvalidInputError):
+    """A SKU is empty, too long or has characters outside the allowed set."""
+
+
+class InvalidTextError(InvalidInputError):
+    """A name, customer id or reason is empty or too long."""
+
+
+class InvalidIdError(InvalidInputError):
+    """An id is not a UUID."""
+
+
+# -- unknown ids -------------------------------------------------------------
+
+
+class NotFoundError(ShopError, LookupError):
+    """The aggregate a command names does not exist."""
+
+
+class CartNotFoundError(NotFoundError):
+    """No cart has this id."""
+
+    def __init__(self, cart_id: UUID) -> None:
+        self.cart_id = cart_id
+        super().__init__(f"cart {cart_id} not found")
+
+
+class OrderNotFoundError(NotFoundError):
+    """No order has this id."""
+
+    def __init__(self, order_id: UUID) -> None:
+        self.order_id = order_id
+        super().__init__(f"order {order_id} not found")
+
+
+class ProductNotFoundError(NotFoundError):
+    """No product is registered under this SKU."""
+
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+        super().__init__(f"product {sku!r} not found")
+
+
+class ItemNotInCartError(NotFoundError):
+    """The cart has no line for this SKU."""
+
+    def __init__(self, cart_id: UUID, sku: str) -> None:
+        self.cart_id = cart_id
+        self.sku = sku
+        super().__init__(f"cart {cart_id} has no line for {sku!r}")
+
+
+class ReservationNotFoundError(NotFoundError):
+    """The SKU holds no reservation for this order."""
+
+    def __init__(self, sku: str, order_id: UUID) -> None:
+        self.sku = sku
+        self.order_id = order_id
+        super().__init__(f"{sku!r} holds no reservation for order {order_id}")
+
+
+# -- commands refused in the aggregate's current state -----------------------
+
+
+class StateError(ShopError):
+    """The command is not allowed in the aggregate's current state."""
+
+
+class ProductAlreadyRegisteredError(StateError):
+    """A product with this SKU is already registered."""
+
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+        super().__init__(f"product {sku!r} is already registered")
+
+
+class CartClosedError(StateError):
+    """The cart was checked out or abandoned and can no longer change."""
+
+    def __init__(self, cart_id: UUID, status: str) -> None:
+        self.cart_id = cart_id
+        self.status = status
+        super().__init__(f"cart {cart_id} is {status} and can no longer change")
+
+
+class EmptyCartError(StateError):
+    """An empty cart cannot be checked out."""
+
+    def __init__(self, cart_id: UUID) -> None:
+        self.cart_id = cart_id
+        super().__init__(f"cart {cart_id} is empty")
+
+
+class OrderStateError(StateError):
+    """The order's status does not allow this command."""
+
+    def __init__(self, order_id: UUID, status: str, command: str) -> None:
+        self.order_id = order_id
+        self.status = status
+        self.command = command
+        super().__init__(f"cannot {command} order {order_id}: it is {status}")
+
+
+class InsufficientStockError(StateError):
+    """Fewer units are available than the command needs."""
+
+    def __init__(self, sku: str, requested: int, available: int) -> None:
+        self.sku = sku
+        self.requested = requested
+        self.available = available
+        super().__init__(
+            f"{sku!r}: {requested} requested, only {available} available"
+        )
+
+
+class StockBelowReservedError(StateError):
+    """A stock count would leave fewer units on hand than are reserved."""
+
+    def __init__(self, sku: str, counted: int, reserved: int) -> None:
+        self.sku = sku
+        self.counted = counted
+        self.reserved = reserved
+        super().__init__(
+            f"{sku!r}: counted {counted} is below the {reserved} units reserved"
+        )
+
+
+class OutOfStockError(StateError):
+    """Some lines of an order cannot be reserved; nothing was reserved."""
+
+    def __init__(self, order_id: UUID, short_skus: Iterable[str]) -> None:
+        self.order_id = order_id
+        self.short_skus = tuple(sorted(short_skus))
+        super().__init__(
+            f"order {order_id}: not enough stock of {', '.join(self.short_skus)}"
+        )
+
+
+# -- concurrency -------------------------------------------------------------
+
+
+class ConcurrencyConflictError(ShopError):
+    """A command kept losing the race to change an aggregate and gave up."""
+
+    def __init__(self, aggregate_id: UUID, attempts: int) -> None:
+        self.aggregate_id = aggregate_id
+        self.attempts = attempts
+        super().__init__(
+            f"aggregate {aggregate_id} changed concurrently {attempts} times; "
+            "the command was not applied"
+        )

@@ -1,0 +1,147 @@
+"""Value objects and the checks that turn raw input into them.
+
+Each ``parse_*`` function either returns a clean value or raises a typed
+``InvalidInputError``; aggregates call them in their public commands, before any
+event is triggered, so bad input never reaches the store.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from domain.errors import (
+    InvalidIdError,
+    InvalidPriceError,
+    InvalidQuantityError,
+    InvalidSkuError,
+    InvalidTextError,
+)
+
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = Decimal("1000000.00")
+MAX_SKU_LENGTH = 64
+MAX_TEXT_LENGTH = 200
+CENT = Decimal("0.01")
+
+_SKU_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]*")
+
+# Natural keys become ids in this namespace, so a retried command or a
+# re-delivered event finds the aggregate it made before instead of a new one.
+ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://eventshop.invalid/ids")
+
+
+def parse_sku(value: object) -> str:
+    """Upper-case letters, digits, '.', '_' and '-', starting alphanumeric."""
+    if not isinstance(value, str):
+        raise InvalidSkuError("sku", value, "must be a string")
+    if not value:
+        raise InvalidSkuError("sku", value, "must not be empty")
+    if len(value) > MAX_SKU_LENGTH:
+        raise InvalidSkuError("sku", value, f"longer than {MAX_SKU_LENGTH}")
+    if _SKU_PATTERN.fullmatch(value) is None:
+        raise InvalidSkuError(
+            "sku", value, "use A-Z, 0-9, '.', '_' and '-', starting with A-Z or 0-9"
+        )
+    return value
+
+
+def parse_quantity(value: object, field: str = "quantity") -> int:
+    """A whole number of units, at least one."""
+    return _parse_count(value, field, minimum=1)
+
+
+def parse_count(value: object, field: str = "counted") -> int:
+    """A whole number of units, zero allowed (a stock count)."""
+    return _parse_count(value, field, minimum=0)
+
+
+def _parse_count(value: object, field: str, minimum: int) -> int:
+    # bool is an int subclass; True units of stock is a bug, not a quantity.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidQuantityError(field, value, "must be a whole number")
+    if value < minimum:
+        raise InvalidQuantityError(field, value, f"must be at least {minimum}")
+    if value > MAX_QUANTITY:
+        raise InvalidQuantityError(field, value, f"must be at most {MAX_QUANTITY}")
+    return value
+
+
+def parse_price(value: object, field: str = "price") -> Decimal:
+    """A positive amount with at most two decimals, from Decimal, int or str."""
+    if isinstance(value, bool) or isinstance(value, float):
+        # Floats cannot hold most prices exactly; make the caller say what it means.
+        raise InvalidPriceError(field, value, "use Decimal, int or str, not float")
+    if isinstance(value, int):
+        amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, str) and len(value) <= 32:
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise InvalidPriceError(field, value, "not a number") from None
+    else:
+        raise InvalidPriceError(field, value, "must be a Decimal, int or str")
+    if not amount.is_finite():
+        raise InvalidPriceError(field, value, "must be finite")
+    if amount <= 0:
+        raise InvalidPriceError(field, value, "must be positive")
+    if amount > MAX_PRICE:
+        raise InvalidPriceError(field, value, f"must be at most {MAX_PRICE}")
+    if amount != amount.quantize(CENT):
+        raise InvalidPriceError(field, value, "has more than two decimals")
+    return amount.quantize(CENT)
+
+
+def parse_text(value: object, field: str, max_length: int = MAX_TEXT_LENGTH) -> str:
+    """Non-blank text of bounded length, stripped of surrounding white space."""
+    if not isinstance(value, str):
+        raise InvalidTextError(field, value, "must be a string")
+    text = value.strip()
+    if not text:
+        raise InvalidTextError(field, value, "must not be blank")
+    if len(text) > max_length:
+        raise InvalidTextError(field, value, f"longer than {max_length}")
+    return text
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a cart or an order: how many units of a SKU, at what price."""
+
+    sku: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+def total_of(lines: tuple[Line, ...] | list[Line]) -> Decimal:
+    return sum((line.subtotal for line in lines), Decimal("0.00"))
+
+
+def inventory_item_id(sku: str) -> UUID:
+    """The id of the inventory item that holds a SKU."""
+    return uuid5(ID_NAMESPACE, f"inventory-item/{sku}")
+
+
+def order_id_for_cart(cart_id: UUID) -> UUID:
+    """The id of the order a checked-out cart becomes."""
+    return uuid5(ID_NAMESPACE, f"order/{cart_id}")
+
+
+def parse_id(value: object, field: str) -> UUID:
+    """A UUID, or its canonical text form."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidIdError(field, value, "not a UUID")

@@ -1,0 +1,84 @@
+"""Shared fixtures: every storage-touching test runs on SQLite and on PostgreSQL.
+
+PostgreSQL tests connect to ``$EVENTSHOP_TEST_POSTGRES_URL`` (default: the local
+``test`` database) and give each test a schema of its own, dropped afterwards.
+``EVENTSHOP_TEST_POSTGRES=required`` (CI) turns "server not reachable" from a
+skip into a failure; ``=skip`` skips them without trying.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from application.config import Settings
+
+POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
+POSTGRES_URL = os.environ.get(
+    "EVENTSHOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@cache
+def postgres_unavailable_reason() -> str | None:
+    """None if the test server answers, else why not."""
+    if POSTGRES_MODE == "skip":
+        return "EVENTSHOP_TEST_POSTGRES=skip"
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        return f"PostgreSQL at {POSTGRES_URL} not reachable: {error}".strip()
+    return None
+
+
+def require_postgres() -> None:
+    reason = postgres_unavailable_reason()
+    if reason is None:
+        return
+    if POSTGRES_MODE == "required":
+        pytest.fail(f"EVENTSHOP_TEST_POSTGRES=required but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh, empty schema in the test database, dropped after the test."""
+    require_postgres()
+    schema = f"es_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
+            )
+
+
+def postgres_url(schema: str) -> str:
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{separator}schema={schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> str:
+    engine_name: str = request.param
+    return engine_name
+
+
+@pytest.fixture
+def settings(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Storage settings for one test, on the engine the test is parametrized with."""
+    if engine == "sqlite":
+        return Settings.from_url(data_dir=tmp_path / "data")
+    schema: str = request.getfixturevalue("postgres_schema")
+    return Settings.from_url(postgres_url(schema))
