@@ -7,6 +7,7 @@ stored.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -42,10 +43,8 @@ class DemoReport:
 def stock_up(shop: Shop) -> None:
     """Registers the catalogue (once per store) and receives a delivery."""
     for sku, name, price, delivery in CATALOGUE:
-        try:
+        with contextlib.suppress(ProductAlreadyRegisteredError):
             shop.register_product(sku, name, price)
-        except ProductAlreadyRegisteredError:
-            pass
         shop.receive_stock(sku, delivery)
 
 
@@ -98,7 +97,7 @@ def run_demo(
         for future in as_completed(futures):
             try:
                 visit = future.result()
-            except Exception as error:  # noqa: BLE001 - reported, and the demo fails
+            except Exception as error:  # reported below; the demo then fails
                 total.errors.append(f"{type(error).__name__}: {error}")
             else:
                 total.checked_out += visit.checked_out
