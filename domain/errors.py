@@ -149,9 +149,7 @@ class InsufficientStockError(StateError):
         self.sku = sku
         self.requested = requested
         self.available = available
-        super().__init__(
-            f"{sku!r}: {requested} requested, only {available} available"
-        )
+        super().__init__(f"{sku!r}: {requested} requested, only {available} available")
 
 
 class StockBelowReservedError(StateError):

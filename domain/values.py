@@ -71,7 +71,7 @@ def _parse_count(value: object, field: str, minimum: int) -> int:
 
 def parse_price(value: object, field: str = "price") -> Decimal:
     """A positive amount with at most two decimals, from Decimal, int or str."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         # Floats cannot hold most prices exactly; make the caller say what it means.
         raise InvalidPriceError(field, value, "use Decimal, int or str, not float")
     if isinstance(value, int):
