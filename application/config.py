@@ -147,7 +147,8 @@ def _postgres_location(url: str) -> PostgresLocation:
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
         raise ConfigurationError(f"{_redacted(url)} names no database")
-    query = parse_qs(parts.query)
+    # keep_blank_values: "?schema=" is a mistake to report, not a request for public.
+    query = parse_qs(parts.query, keep_blank_values=True)
     schema = query.get("schema", ["public"])[-1]
     if _SCHEMA_PATTERN.fullmatch(schema) is None:
         raise ConfigurationError(f"schema {schema!r} is not a plain lower-case name")

@@ -10,11 +10,12 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 from uuid import UUID
 
 from application.config import Settings
 from application.dto import CartView, OrderView, StockView
+from application.hosting import Subscribers, open_view_store
 from application.services import Carts, Inventory, Orders
 from domain.values import parse_id, parse_text
 
@@ -27,6 +28,10 @@ class Shop:
     ``Shop()`` keeps its data in SQLite files under ``./eventshop-data`` (or
     ``$EVENTSHOP_DATABASE_URL``); ``Shop(database_url="postgresql://...")`` uses
     PostgreSQL; ``Shop(data_dir=...)`` puts the SQLite files elsewhere.
+
+    With ``subscribers="embedded"`` (the default) the read models and process
+    managers run in this process; with ``"workers"`` they are left to
+    ``eventshop worker`` processes and this shop only writes and reads.
     """
 
     def __init__(
@@ -35,11 +40,24 @@ class Shop:
         *,
         data_dir: str | Path | None = None,
         settings: Settings | None = None,
+        subscribers: Literal["embedded", "workers"] = "embedded",
     ) -> None:
         self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
         self.inventory = Inventory(self.settings)
         self.carts = Carts(self.settings)
         self.orders = Orders(self.settings)
+        self.views = open_view_store(self.settings)
+        self.subscribers = Subscribers(
+            self.settings,
+            {service.name: service for service in self._services},
+            self.views,
+        )
+        if subscribers == "embedded":
+            self.subscribers.start()
+
+    @property
+    def _services(self) -> tuple[Carts, Orders, Inventory]:
+        return (self.carts, self.orders, self.inventory)
 
     # -- products and stock --------------------------------------------------
 
@@ -101,16 +119,20 @@ class Shop:
 
     # -- housekeeping --------------------------------------------------------
 
+    def wait_until_processed(self, timeout: float = 10.0) -> None:
+        """Returns once every subscriber (read model, process manager) has handled
+        every event written before the call. Raises TimeoutError otherwise."""
+        self.subscribers.wait_until_processed(timeout)
+
     def log_heads(self) -> dict[str, int]:
         """Each service's newest notification-log position."""
-        return {
-            service.name: service.log_head()
-            for service in (self.carts, self.orders, self.inventory)
-        }
+        return {service.name: service.log_head() for service in self._services}
 
     def close(self) -> None:
-        for service in (self.carts, self.orders, self.inventory):
+        self.subscribers.stop()
+        for service in self._services:
             service.close()
+        self.views.engine.dispose()
 
     def __enter__(self) -> Self:
         return self

@@ -3,13 +3,15 @@ schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from eventsourcing import postgres as es_postgres
+from eventsourcing.persistence import ApplicationRecorder, Subscription
 from psycopg.sql import SQL, Identifier, Literal
 
 from application.persistence import APPEND_ONLY_MESSAGE
+from application.persistence.subscriptions import BatchingSubscription
 
 # Key of the advisory lock held while any eventshop process creates tables,
 # types, functions or triggers. PostgreSQL DDL is not safe to run concurrently
@@ -34,6 +36,13 @@ class _SerializedSchema(es_postgres.PostgresRecorder):
     def create_table(self) -> None:
         with schema_lock(self.datastore):
             super().create_table()
+
+
+class PostgresSubscription(
+    BatchingSubscription[es_postgres.PostgresApplicationRecorder],
+    es_postgres.PostgresSubscription,
+):
+    """LISTEN/NOTIFY subscription that also hands out batches."""
 
 
 class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
@@ -87,11 +96,22 @@ class PostgresAggregateRecorder(
     """Holds snapshots: derived data, so not append-only, but created safely."""
 
 
-class PostgresApplicationRecorder(_AppendOnly, es_postgres.PostgresApplicationRecorder):
+class _Subscribable(es_postgres.PostgresApplicationRecorder):
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return PostgresSubscription(recorder=self, gt=gt, topics=topics)
+
+
+class PostgresApplicationRecorder(
+    _AppendOnly, _Subscribable, es_postgres.PostgresApplicationRecorder
+):
     pass
 
 
-class PostgresProcessRecorder(_AppendOnly, es_postgres.PostgresProcessRecorder):
+class PostgresProcessRecorder(
+    _AppendOnly, _Subscribable, es_postgres.PostgresProcessRecorder
+):
     pass
 
 

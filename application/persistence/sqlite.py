@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from eventsourcing import sqlite as es_sqlite
+from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Subscription
 
 from application.persistence import APPEND_ONLY_MESSAGE
+from application.persistence.subscriptions import LocalWrites, PollingSubscription
 
 
 class _AppendOnly(es_sqlite.SQLiteRecorder):
@@ -25,11 +30,33 @@ class _AppendOnly(es_sqlite.SQLiteRecorder):
         ]
 
 
-class SQLiteApplicationRecorder(_AppendOnly, es_sqlite.SQLiteApplicationRecorder):
+class _Subscribable(es_sqlite.SQLiteApplicationRecorder):
+    """Adds the subscription eventsourcing's SQLite module lacks."""
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return PollingSubscription(
+            self, database=self.datastore.pool.db_name, gt=gt, topics=topics
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super().insert_events(stored_events, **kwargs)
+        LocalWrites.written(self.datastore.pool.db_name)
+        return notification_ids
+
+
+class SQLiteApplicationRecorder(
+    _AppendOnly, _Subscribable, es_sqlite.SQLiteApplicationRecorder
+):
     pass
 
 
-class SQLiteProcessRecorder(_AppendOnly, es_sqlite.SQLiteProcessRecorder):
+class SQLiteProcessRecorder(
+    _AppendOnly, _Subscribable, es_sqlite.SQLiteProcessRecorder
+):
     pass
 
 

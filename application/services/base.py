@@ -73,7 +73,7 @@ class ShopService(Application[UUID], Generic[A, K]):
 
     def _load(self, key: K) -> A:
         try:
-            aggregate = self.repository.get(self.aggregate_id(key))
+            aggregate: Aggregate = self.repository.get(self.aggregate_id(key))
         except AggregateNotFoundError:
             raise self.not_found(key) from None
         if not isinstance(aggregate, self.aggregate_class):

@@ -1,0 +1,169 @@
+"""Where subscribers run: in the shop's own process (embedded) or one per worker
+process (distributed), and how callers wait for them to catch up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from eventsourcing.application import Application
+
+from application.config import Settings
+from application.runners import (
+    AdvisoryLockLeadership,
+    Leadership,
+    Subscriber,
+    SubscriberRunner,
+    Unshared,
+)
+from projections.catalog import PROJECTIONS
+from projections.engine import postgres_engine, sqlite_engine
+from projections.store import ViewStore
+from projections.subscriber import ProjectionSubscriber
+
+
+class SubscriberFailedError(RuntimeError):
+    """A subscriber hosted in this process stopped on an error."""
+
+    def __init__(self, subscriber: str, error: BaseException) -> None:
+        self.subscriber = subscriber
+        self.error = error
+        super().__init__(f"subscriber {subscriber} failed: {error!r}")
+
+
+def open_view_store(settings: Settings) -> ViewStore:
+    """The view database of a shop, with its schema created if missing."""
+    if settings.engine == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = sqlite_engine(
+            settings.data_dir / "views.sqlite3",
+            lock_timeout=settings.lock_timeout_seconds,
+        )
+    else:
+        pg = settings.postgres
+        assert pg is not None
+        engine = postgres_engine(
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            dbname=pg.dbname,
+            schema=pg.schema,
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+        )
+    store = ViewStore(engine, PROJECTIONS)
+    store.create_schema()
+    return store
+
+
+def all_subscribers(store: ViewStore) -> list[Subscriber]:
+    """Every subscriber of a shop, by name order of declaration."""
+    return [ProjectionSubscriber(projection, store) for projection in PROJECTIONS]
+
+
+def leadership_for(settings: Settings, subscriber: str) -> Leadership:
+    if settings.engine == "postgres":
+        assert settings.postgres is not None
+        return AdvisoryLockLeadership(settings.postgres, subscriber)
+    return Unshared()
+
+
+class Subscribers:
+    """A shop's subscribers, and (when embedded) the runners hosting them here."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Mapping[str, Application[Any]],
+        store: ViewStore,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.store = store
+        self.subscribers = all_subscribers(store)
+        self.runners: list[SubscriberRunner] = []
+
+    def start(self) -> None:
+        """Hosts every subscriber in this process."""
+        for subscriber in self.subscribers:
+            runner = SubscriberRunner(
+                subscriber,
+                self.services[subscriber.follows],
+                leadership_for(self.settings, subscriber.name),
+            )
+            runner.start()
+            self.runners.append(runner)
+
+    def stop(self) -> None:
+        for runner in self.runners:
+            runner.stop()
+        for runner in self.runners:
+            runner.join()
+        self.runners.clear()
+
+    def wait_until_processed(self, timeout: float = 10.0) -> None:
+        """Returns once every subscriber has handled everything its service had
+        written when this was called; raises TimeoutError naming the ones still
+        behind, or SubscriberFailedError if one hosted here failed."""
+        heads = {
+            name: service.recorder.max_notification_id() or 0
+            for name, service in self.services.items()
+        }
+        deadline = time.monotonic() + timeout
+        behind = list(self.subscribers)
+        pause = 0.002
+        while behind:
+            self._raise_failures()
+            behind = [
+                subscriber
+                for subscriber in behind
+                if (subscriber.position() or 0) < heads[subscriber.follows]
+            ]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(subscriber.name for subscriber in behind)
+                raise TimeoutError(
+                    f"subscribers still behind after {timeout}s: {names}"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _raise_failures(self) -> None:
+        for runner in self.runners:
+            if runner.error is not None:
+                raise SubscriberFailedError(runner.name, runner.error)
+
+
+def run_worker(
+    settings: Settings,
+    subscriber_name: str,
+    services: Mapping[str, Application[Any]],
+    store: ViewStore,
+    stopping: threading.Event,
+) -> None:
+    """Runs one subscriber in this process until ``stopping`` is set; on
+    PostgreSQL as the single active instance, else as a standby."""
+    subscribers = {subscriber.name: subscriber for subscriber in all_subscribers(store)}
+    if subscriber_name not in subscribers:
+        known = ", ".join(subscribers)
+        raise LookupError(f"no subscriber named {subscriber_name!r} (known: {known})")
+    subscriber = subscribers[subscriber_name]
+    runner = SubscriberRunner(
+        subscriber,
+        services[subscriber.follows],
+        leadership_for(settings, subscriber.name),
+    )
+    runner.start()
+    try:
+        while not stopping.wait(0.5):
+            if not runner.is_alive:
+                break
+    finally:
+        runner.stop()
+        runner.join()
+    if runner.error is not None:
+        raise SubscriberFailedError(runner.name, runner.error)

@@ -1,0 +1,108 @@
+"""What a projection is: a read model's tables and one handler per event type.
+
+A projection follows one service's event log. Its tables are declared once, on
+the class's ``metadata``, as a template; the store materialises them per
+*generation* (``<table>_g<N>``), so that a rebuild can fill new tables while the
+current ones keep serving readers, and switch over atomically.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+from eventsourcing.utils import get_topic
+from sqlalchemy import Connection, MetaData, Table
+
+# Index and constraint names derive from the (generation-specific) table name, so
+# two generations of one table never fight over an index name.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def new_metadata() -> MetaData:
+    """The MetaData a projection declares its template tables on."""
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def handles(*event_types: type) -> Callable[[F], F]:
+    """Marks a projection method as the handler of these event types."""
+
+    def mark(handler: F) -> F:
+        handler.__handles__ = event_types  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+class Projection:
+    """Base of every read model. Subclasses set ``name`` (short, lower case),
+    ``follows`` (the name of the service whose log they read), ``metadata``
+    (the template tables) and decorate one method per event type with
+    :func:`handles`. Handlers get the open transaction's connection and the
+    event; they must only write to this projection's tables."""
+
+    name: ClassVar[str]
+    follows: ClassVar[str]
+    metadata: ClassVar[MetaData]
+    _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type, Callable[..., None]] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute in vars(klass).values():
+                for event_type in getattr(attribute, "__handles__", ()):
+                    handlers[event_type] = attribute
+        cls._handlers = handlers
+
+    def __init__(self, tables: Mapping[str, Table]) -> None:
+        self._tables = tables
+
+    def table(self, name: str) -> Table:
+        """This generation's table for the template table ``name``."""
+        return self._tables[name]
+
+    def handle(self, connection: Connection, event: object) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(self, connection, event)
+
+    @classmethod
+    def event_types(cls) -> tuple[type, ...]:
+        return tuple(cls._handlers)
+
+    @classmethod
+    def topics(cls) -> frozenset[str]:
+        """Topics of the stored events this projection reads."""
+        return frozenset(get_topic(event_type) for event_type in cls._handlers)
+
+
+def physical_name(template_name: str, generation: int) -> str:
+    return f"{template_name}_g{generation}"
+
+
+_generations: dict[tuple[type[Projection], int], Mapping[str, Table]] = {}
+_generations_lock = threading.Lock()
+
+
+def generation_tables(
+    projection: type[Projection], generation: int
+) -> Mapping[str, Table]:
+    """The tables of one generation of a projection, keyed by template name."""
+    key = (projection, generation)
+    with _generations_lock:
+        if key not in _generations:
+            metadata = MetaData(naming_convention=NAMING_CONVENTION)
+            _generations[key] = {
+                name: table.to_metadata(metadata, name=physical_name(name, generation))
+                for name, table in projection.metadata.tables.items()
+            }
+        return _generations[key]
