@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -12,6 +15,8 @@ from rich.table import Table
 
 from application.config import ConfigurationError, Settings
 from application.demo import CATALOGUE, run_demo
+from application.hosting import declared_subscribers, run_worker
+from application.inspection import subscriber_statuses, topology, topology_mermaid
 from application.shop import Shop
 
 
@@ -34,11 +39,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=40)
     demo.add_argument("--workers", type=int, default=4)
     demo.add_argument("--seed", type=int, default=None)
+    demo.set_defaults(handler=demo_command)
+
+    worker = commands.add_parser(
+        "worker", help="run one subscriber in this process (standby if one runs)"
+    )
+    worker.add_argument("name", help="the subscriber, as `eventshop topology` lists")
+    _add_storage_options(worker)
+    worker.set_defaults(handler=worker_command)
+
+    status = commands.add_parser(
+        "status", help="each subscriber's position, lag and state"
+    )
+    _add_storage_options(status)
+    status.set_defaults(handler=status_command)
+
+    topology = commands.add_parser(
+        "topology", help="which event types each subscriber handles"
+    )
+    topology.add_argument(
+        "--mermaid", action="store_true", help="print a Mermaid flowchart"
+    )
+    topology.set_defaults(handler=topology_command)
     return parser
 
 
 def demo_command(args: argparse.Namespace, console: Console) -> int:
-    settings = Settings.from_url(args.database_url, data_dir=args.data_dir)
+    settings = _settings(args)
     console.print(f"[bold]eventshop demo[/] on {settings.describe()}")
     with (
         Shop(settings=settings) as shop,
@@ -102,16 +129,86 @@ def demo_command(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_url(args.database_url, data_dir=args.data_dir)
+
+
+def worker_command(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args)
+    stopping = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stopping.set())
+    console.print(f"worker {args.name} on {settings.describe()} (pid {os.getpid()})")
+    with Shop(settings=settings, subscribers="workers") as shop:
+        run_worker(settings, args.name, shop.services, shop.views, stopping)
+    console.print(f"worker {args.name} stopped")
+    return 0
+
+
+def status_command(args: argparse.Namespace, console: Console) -> int:
+    settings = _settings(args)
+    with Shop(settings=settings, subscribers="workers") as shop:
+        statuses = subscriber_statuses(
+            shop.subscribers.subscribers, shop.services, shop.views.reports()
+        )
+    table = Table(title=f"Subscribers ({settings.describe()})")
+    for column in ("subscriber", "follows", "state", "running", "host:pid"):
+        table.add_column(column)
+    table.add_column("standbys", justify="right")
+    for column in ("position", "head", "lag (events)", "lag (s)"):
+        table.add_column(column, justify="right")
+    failed = False
+    for status in statuses:
+        failed = failed or status.state == "failed"
+        table.add_row(
+            status.name,
+            status.follows,
+            status.state,
+            "yes" if status.running else "no",
+            f"{status.host}:{status.pid}" if status.host else "-",
+            str(status.standbys),
+            str(status.position),
+            str(status.head),
+            str(status.lag_events),
+            "-" if status.lag_seconds is None else f"{status.lag_seconds:.1f}",
+        )
+    console.print(table)
+    for status in statuses:
+        if status.error:
+            last_line = status.error.strip().splitlines()[-1]
+            console.print(f"[red]{status.name}:[/] {last_line}")
+    return 1 if failed else 0
+
+
+def topology_command(args: argparse.Namespace, console: Console) -> int:
+    subscribers = declared_subscribers()
+    if args.mermaid:
+        print(topology_mermaid(subscribers))
+        return 0
+    table = Table(title="Event type -> subscribers")
+    table.add_column("event type")
+    table.add_column("subscribers")
+    for event_type, names in topology(subscribers).items():
+        table.add_row(event_type, ", ".join(names))
+    console.print(table)
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Console], int]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
+    handler: Handler = args.handler
     try:
-        if args.command == "demo":
-            return demo_command(args, console)
+        return handler(args, console)
     except ConfigurationError as error:
         console.print(f"[red]configuration error:[/] {error}")
         return 2
-    return 2
+    except LookupError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
@@ -59,8 +60,25 @@ def open_view_store(settings: Settings) -> ViewStore:
     return store
 
 
+@dataclass(frozen=True)
+class SubscriberSpec:
+    """What a subscriber reads, without anything to run it with."""
+
+    name: str
+    follows: str
+    topics: frozenset[str]
+
+
+def declared_subscribers() -> list[SubscriberSpec]:
+    """Every subscriber of a shop, in order of declaration (no database needed)."""
+    return [
+        SubscriberSpec(projection.name, projection.follows, projection.topics())
+        for projection in PROJECTIONS
+    ]
+
+
 def all_subscribers(store: ViewStore) -> list[Subscriber]:
-    """Every subscriber of a shop, by name order of declaration."""
+    """Every subscriber of a shop, ready to run against ``store``."""
     return [ProjectionSubscriber(projection, store) for projection in PROJECTIONS]
 
 

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import psycopg
@@ -71,8 +71,9 @@ class Subscriber(Protocol):
 
 
 class Leadership(Protocol):
-    def acquire(self, stopping: threading.Event) -> bool:
-        """Blocks until this instance may run (True) or it is stopping (False)."""
+    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
+        """Blocks until this instance may run (True) or it is stopping (False),
+        calling ``waiting`` now and then while it waits."""
 
     def is_held(self) -> bool: ...
 
@@ -83,7 +84,7 @@ class Unshared:
     """For SQLite: every instance may run; the position check in each batch's
     transaction is what keeps two of them from applying an event twice."""
 
-    def acquire(self, stopping: threading.Event) -> bool:
+    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
         return not stopping.is_set()
 
     def is_held(self) -> bool:
@@ -105,7 +106,8 @@ class AdvisoryLockLeadership:
         self.key = int.from_bytes(digest[:8], "big", signed=True)
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
 
-    def acquire(self, stopping: threading.Event) -> bool:
+    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
+        last_waiting = 0.0
         while not stopping.is_set():
             try:
                 if self._connection is None or self._connection.closed:
@@ -119,6 +121,9 @@ class AdvisoryLockLeadership:
                     return True
             except psycopg.OperationalError:
                 self._drop_connection()
+            if time.monotonic() - last_waiting > HEARTBEAT_SECONDS:
+                waiting()
+                last_waiting = time.monotonic()
             stopping.wait(self.retry_seconds)
         return False
 
@@ -201,8 +206,9 @@ class SubscriberRunner:
 
     def _run(self) -> None:
         try:
-            self.subscriber.report("standby")
-            while self.leadership.acquire(self.stopping):
+            while self.leadership.acquire(
+                self.stopping, lambda: self.subscriber.report("standby")
+            ):
                 try:
                     self.subscriber.report("running")
                     self._follow()

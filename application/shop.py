@@ -47,11 +47,10 @@ class Shop:
         self.carts = Carts(self.settings)
         self.orders = Orders(self.settings)
         self.views = open_view_store(self.settings)
-        self.subscribers = Subscribers(
-            self.settings,
-            {service.name: service for service in self._services},
-            self.views,
-        )
+        self.services: dict[str, Carts | Orders | Inventory] = {
+            service.name: service for service in self._services
+        }
+        self.subscribers = Subscribers(self.settings, self.services, self.views)
         if subscribers == "embedded":
             self.subscribers.start()
 

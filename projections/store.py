@@ -60,9 +60,9 @@ subscribers_table = Table(
     "eventshop_subscribers",
     system_metadata,
     Column("subscriber", String(200), primary_key=True),
+    Column("host", String(200), primary_key=True),
+    Column("pid", Integer, primary_key=True),
     Column("state", String(20), nullable=False),
-    Column("host", String(200), nullable=False),
-    Column("pid", Integer, nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
     Column("error", Text, nullable=True),
 )
@@ -282,38 +282,48 @@ class ViewStore:
     # -- what subscribers report about themselves ----------------------------
 
     def report(self, subscriber: str, state: str, error: str | None = None) -> None:
-        """Records a subscriber's state and heartbeat (for ``eventshop status``)."""
-        values = {
-            "state": state,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "heartbeat_at": datetime.now(UTC),
-            "error": error,
-        }
+        """Records the state and heartbeat of this process's instance of a
+        subscriber (for ``eventshop status``)."""
+        instance = (
+            (subscribers_table.c.subscriber == subscriber)
+            & (subscribers_table.c.host == socket.gethostname())
+            & (subscribers_table.c.pid == os.getpid())
+        )
+        values = {"state": state, "heartbeat_at": datetime.now(UTC), "error": error}
         with self.writer.begin() as connection:
             updated = connection.execute(
-                update(subscribers_table)
-                .where(subscribers_table.c.subscriber == subscriber)
-                .values(**values)
+                update(subscribers_table).where(instance).values(**values)
             )
             if updated.rowcount == 0:
                 connection.execute(
-                    insert(subscribers_table).values(subscriber=subscriber, **values)
+                    insert(subscribers_table).values(
+                        subscriber=subscriber,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        **values,
+                    )
                 )
 
-    def reports(self) -> dict[str, SubscriberReport]:
+    def reports(self) -> dict[str, list[SubscriberReport]]:
+        """Every instance's last report, per subscriber, freshest first."""
         with self.engine.connect() as connection:
-            rows = connection.execute(select(subscribers_table)).all()
-        return {
-            row.subscriber: SubscriberReport(
-                state=row.state,
-                host=row.host,
-                pid=row.pid,
-                heartbeat_at=_as_utc(row.heartbeat_at),
-                error=row.error,
+            rows = connection.execute(
+                select(subscribers_table).order_by(
+                    subscribers_table.c.heartbeat_at.desc()
+                )
+            ).all()
+        reports: dict[str, list[SubscriberReport]] = {}
+        for row in rows:
+            reports.setdefault(row.subscriber, []).append(
+                SubscriberReport(
+                    state=row.state,
+                    host=row.host,
+                    pid=row.pid,
+                    heartbeat_at=_as_utc(row.heartbeat_at),
+                    error=row.error,
+                )
             )
-            for row in rows
-        }
+        return reports
 
     # -- comparing generations -------------------------------------------------
 

@@ -1,0 +1,131 @@
+"""What ``eventshop status`` and ``eventshop topology`` show: where each subscriber
+is in the log it follows, and which event types reach which subscribers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from eventsourcing.application import Application
+
+from application.runners import HEARTBEAT_SECONDS, Subscriber
+from projections.store import SubscriberReport
+
+# A subscriber whose last heartbeat is older than this is taken to be gone.
+STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
+
+
+class Declared(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def follows(self) -> str: ...
+    @property
+    def topics(self) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class SubscriberStatus:
+    name: str
+    follows: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float | None
+    state: str
+    running: bool
+    host: str | None
+    pid: int | None
+    standbys: int
+    error: str | None
+
+
+def subscriber_statuses(
+    subscribers: Sequence[Subscriber],
+    services: Mapping[str, Application[Any]],
+    reports: Mapping[str, Sequence[SubscriberReport]],
+    now: datetime | None = None,
+) -> list[SubscriberStatus]:
+    """One row per subscriber: its position against the head of its log, how old
+    the oldest event it has not handled yet is, and what its active instance (or
+    else its most recent one) last said."""
+    now = now or datetime.now(UTC)
+    statuses = []
+    for subscriber in subscribers:
+        service = services[subscriber.follows]
+        position = subscriber.position() or 0
+        head = service.recorder.max_notification_id() or 0
+        instances = reports.get(subscriber.name, ())
+        alive = [
+            report
+            for report in instances
+            if (now - report.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
+        ]
+        active = [report for report in alive if report.state == "running"]
+        shown = active or list(instances)
+        report = shown[0] if shown else None
+        statuses.append(
+            SubscriberStatus(
+                name=subscriber.name,
+                follows=subscriber.follows,
+                position=position,
+                head=head,
+                lag_events=max(head - position, 0),
+                lag_seconds=_oldest_unhandled_age(service, position, now),
+                state=report.state if report else "never started",
+                running=bool(active),
+                host=report.host if report else None,
+                pid=report.pid if report else None,
+                standbys=sum(1 for other in alive if other.state == "standby"),
+                error=report.error if report else None,
+            )
+        )
+    return statuses
+
+
+def _oldest_unhandled_age(
+    service: Application[Any], position: int, now: datetime
+) -> float | None:
+    pending = service.recorder.select_notifications(
+        start=position, limit=1, inclusive_of_start=False
+    )
+    if not pending:
+        return None
+    event = service.mapper.to_domain_event(pending[0])
+    timestamp: datetime = getattr(event, "timestamp", now)
+    return max((now - timestamp).total_seconds(), 0.0)
+
+
+def event_type_name(topic: str) -> str:
+    """``domain.cart:Cart.CheckedOut`` -> ``Cart.CheckedOut``."""
+    return topic.partition(":")[2] or topic
+
+
+def topology(subscribers: Sequence[Declared]) -> dict[str, list[str]]:
+    """The map "event type -> subscribers", event types sorted by name."""
+    readers: dict[str, list[str]] = defaultdict(list)
+    for subscriber in subscribers:
+        for topic in subscriber.topics:
+            readers[event_type_name(topic)].append(subscriber.name)
+    return {event_type: readers[event_type] for event_type in sorted(readers)}
+
+
+def topology_mermaid(subscribers: Sequence[Declared]) -> str:
+    """A Mermaid flowchart: service -> event type -> subscriber."""
+    lines = ["flowchart LR"]
+    services = sorted({subscriber.follows for subscriber in subscribers})
+    for service in services:
+        lines.append(f"    svc_{service}[({service} log)]")
+    for event_type, names in topology(subscribers).items():
+        node = "ev_" + event_type.replace(".", "_")
+        lines.append(f"    {node}[{event_type}]")
+        for subscriber in subscribers:
+            if subscriber.name in names:
+                lines.append(f"    svc_{subscriber.follows} --> {node}")
+                break
+        for name in names:
+            lines.append(f"    {node} --> sub_{name}{{{{{name}}}}}")
+    return "\n".join(lines)
