@@ -74,8 +74,14 @@ class Settings:
     def from_url(
         cls, database_url: str | None = None, *, data_dir: str | Path | None = None
     ) -> Settings:
-        """Reads the URL (or the environment) and returns validated settings."""
+        """Reads the URL (or the environment) and returns validated settings.
+        A ``data_dir`` without a URL means SQLite in that folder, whatever the
+        environment says."""
+        if database_url is None and data_dir is not None:
+            return cls(engine="sqlite", data_dir=Path(data_dir))
         url = database_url or os.environ.get(DATABASE_URL_VARIABLE) or ""
+        if data_dir is not None and not url.startswith("sqlite:"):
+            raise ConfigurationError("a data folder only applies to SQLite")
         if not url or url.startswith("sqlite:"):
             return cls(engine="sqlite", data_dir=_sqlite_dir(url, data_dir))
         if url.startswith(("postgresql:", "postgres:")):

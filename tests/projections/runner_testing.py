@@ -1,0 +1,61 @@
+"""Helpers for tests that run subscribers in other processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from application.config import Settings
+from projections.stock import StockLevels
+from projections.store import ViewStore
+
+
+def settings_url(settings: Settings) -> str:
+    """A database URL that gives another process the same settings ('' = SQLite)."""
+    if settings.engine == "sqlite":
+        return ""
+    pg = settings.postgres
+    assert pg is not None
+    password = f":{pg.password}" if pg.password else ""
+    return (
+        f"postgresql://{pg.user}{password}@{pg.host}:{pg.port}/{pg.dbname}"
+        f"?schema={pg.schema}"
+    )
+
+
+def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
+    """``eventshop worker NAME`` in a child process on the same store."""
+    command = [sys.executable, "-m", "application.cli", "worker", name]
+    if settings.engine == "sqlite":
+        command += ["--data-dir", str(settings.data_dir)]
+    else:
+        command += ["--database-url", settings_url(settings)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("EVENTSHOP_DATABASE_URL", None)
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Polls ``condition`` until true; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def stock_rows(store: ViewStore) -> list[Row[Any]]:
+    """The rows readers currently see in the stock levels view."""
+    table = store.active_tables(StockLevels)["stock_levels"]
+    with store.engine.connect() as connection:
+        return list(connection.execute(select(table)).all())

@@ -1,0 +1,142 @@
+"""``eventshop worker`` as a real process: killed mid-batch and restarted, and a
+standby taking over when the active instance dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from application.config import Settings
+from application.shop import Shop
+from domain.inventory import InventoryItem
+from projections.stock import StockLevels
+from projections.store import subscriber_name
+from tests.projections.runner_testing import eventually, start_worker, stock_rows
+
+SKUS = [f"BULK-{number}" for number in range(8)]
+EVENTS_PER_SKU = 500
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Iterator[Shop]:
+    with Shop(settings=settings, subscribers="workers") as shop:
+        yield shop
+
+
+def write_bulk_history(shop: Shop) -> None:
+    """Thousands of events in a few transactions: each SKU's receipts saved at once."""
+    for sku in SKUS:
+        item = InventoryItem.register(sku, f"bulk {sku}", "2.50")
+        for _ in range(EVENTS_PER_SKU):
+            item.receive(1)
+        shop.inventory.save(item)
+
+
+def stock_position(shop: Shop) -> int:
+    generation = shop.views.active_generation(StockLevels)
+    return (
+        shop.views.position(subscriber_name(StockLevels, generation), "Inventory") or 0
+    )
+
+
+def stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def test_a_worker_killed_mid_batch_resumes_without_applying_any_event_twice(
+    shop: Shop, settings: Settings
+) -> None:
+    # given a long history the stock projection has not seen
+    write_bulk_history(shop)
+    head = shop.inventory.log_head()
+    assert head == len(SKUS) * (EVENTS_PER_SKU + 1)
+
+    # when a worker is killed (SIGKILL) while it is catching up
+    worker = start_worker(settings, "stock")
+    try:
+        eventually(lambda: stock_position(shop) > 0, 60, "the worker's first batch")
+        worker.kill()
+        worker.wait()
+    finally:
+        stop(worker)
+    killed_at = stock_position(shop)
+    assert 0 < killed_at < head, "the kill should land before the end of the log"
+
+    # and a new worker is started
+    worker = start_worker(settings, "stock")
+    try:
+        eventually(lambda: stock_position(shop) == head, 60, "the restarted worker")
+    finally:
+        stop(worker)
+
+    # then every SKU's view row equals the aggregate: nothing doubled or skipped
+    rows = {row.sku: row for row in stock_rows(shop.views)}
+    for sku in SKUS:
+        stock = shop.get_stock(sku)
+        assert (rows[sku].on_hand, rows[sku].reserved) == (stock.on_hand, 0)
+        assert stock.on_hand == EVENTS_PER_SKU
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
+def test_a_standby_worker_takes_over_when_the_active_one_dies(
+    shop: Shop, settings: Settings
+) -> None:
+    # given an active worker and a second instance of it
+    shop.register_product("TAKE-1", "takeover", "1.00")
+    first = start_worker(settings, "stock")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        eventually(
+            lambda: _states(shop).get(first.pid) == "running", 30, "the first worker"
+        )
+        second = start_worker(settings, "stock")
+        eventually(
+            lambda: _states(shop).get(second.pid) == "standby" if second else False,
+            30,
+            "the second worker to stand by",
+        )
+        shop.receive_stock("TAKE-1", 3)
+        shop.wait_until_processed(timeout=30)
+
+        # when the active one is killed
+        first.kill()
+        first.wait()
+        shop.receive_stock("TAKE-1", 4)
+
+        # then the standby takes over and handles what came after
+        shop.wait_until_processed(timeout=30)
+        assert _states(shop).get(second.pid) == "running"
+        rows = {row.sku: row for row in stock_rows(shop.views)}
+        assert rows["TAKE-1"].on_hand == 7
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+
+
+def _states(shop: Shop) -> dict[int, str]:
+    """State last reported by each live process running the stock subscriber."""
+    return {
+        report.pid: report.state
+        for report in shop.views.reports().get("stock", [])
+        if _alive(report.pid)
+    }
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
