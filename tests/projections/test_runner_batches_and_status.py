@@ -1,0 +1,111 @@
+"""A subscriber that is behind works in batches; status and topology tell the truth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event
+
+from application.cli import main
+from application.config import Settings
+from application.hosting import declared_subscribers
+from application.inspection import subscriber_statuses, topology, topology_mermaid
+from application.shop import Shop
+from domain.inventory import InventoryItem
+from tests.projections.runner_testing import stock_rows
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Iterator[Shop]:
+    with Shop(settings=settings, subscribers="workers") as shop:
+        yield shop
+
+
+def test_a_subscriber_that_is_behind_applies_many_events_per_transaction(
+    shop: Shop,
+) -> None:
+    # given 1,200 stock events the stock projection has not seen
+    item = InventoryItem.register("BATCH-1", "batched", "1.00")
+    for _ in range(1_199):
+        item.receive(1)
+    shop.inventory.save(item)
+    stock_transactions = []
+
+    def count(connection: object) -> None:
+        stock_transactions.append(connection)
+
+    # when its runner catches up
+    event.listen(shop.views.engine, "commit", count)
+    shop.subscribers.start()
+    shop.wait_until_processed(timeout=60)
+    shop.subscribers.stop()
+
+    # then it took a handful of transactions, not one per event
+    assert stock_rows(shop.views)[0].on_hand == 1_199
+    # 3 pages of at most 500 events, plus the runners' state reports
+    assert len(stock_transactions) < 30
+
+
+def test_status_shows_position_head_lag_and_state(shop: Shop) -> None:
+    # given events written while no subscriber runs
+    shop.register_product("LAG-1", "lagging", "1.00")
+    shop.receive_stock("LAG-1", 5)
+
+    # when status is read
+    statuses = {
+        status.name: status
+        for status in subscriber_statuses(
+            shop.subscribers.subscribers, shop.services, shop.views.reports()
+        )
+    }
+
+    # then the stock subscriber is two events behind and not running
+    stock = statuses["stock"]
+    assert (stock.position, stock.head, stock.lag_events) == (0, 2, 2)
+    assert stock.lag_seconds is not None
+    assert stock.lag_seconds >= 0
+    assert not stock.running
+    assert stock.state == "never started"
+
+    # when it runs and catches up, then it has no lag and runs
+    shop.subscribers.start()
+    shop.wait_until_processed(timeout=30)
+    after = {
+        status.name: status
+        for status in subscriber_statuses(
+            shop.subscribers.subscribers, shop.services, shop.views.reports()
+        )
+    }["stock"]
+    shop.subscribers.stop()
+    assert (after.position, after.lag_events, after.lag_seconds) == (2, 0, None)
+    assert after.running
+    assert after.state == "running"
+
+
+def test_topology_maps_every_handled_event_type_to_its_subscribers() -> None:
+    subscribers = declared_subscribers()
+    mapping = topology(subscribers)
+    assert "stock" in mapping["InventoryItem.StockReserved"]
+    handled = {name for names in mapping.values() for name in names}
+    assert handled == {subscriber.name for subscriber in subscribers}
+    mermaid = topology_mermaid(subscribers)
+    assert mermaid.startswith("flowchart LR")
+    assert "svc_Inventory --> ev_InventoryItem_StockReserved" in mermaid
+
+
+def test_the_status_and_topology_commands_run(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if settings.engine == "sqlite":
+        storage = ["--data-dir", str(settings.data_dir)]
+    else:
+        from tests.projections.runner_testing import settings_url
+
+        storage = ["--database-url", settings_url(settings)]
+    assert main(["status", *storage]) == 0
+    assert main(["topology"]) == 0
+    assert main(["topology", "--mermaid"]) == 0
+    output = capsys.readouterr().out
+    assert "stock" in output
+    assert "flowchart LR" in output
