@@ -13,9 +13,15 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Transcoding
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    RecordConflictError,
+    Transcoding,
+)
 
 from application.config import Settings
+from application.metadata import MetadataMapper
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.values import Line
 
@@ -54,6 +60,11 @@ class ShopService(Application[UUID], Generic[A, K]):
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_url()
         super().__init__(env=self.settings.service_env(self.name))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=MetadataMapper
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
