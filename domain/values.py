@@ -105,6 +105,11 @@ def parse_text(value: object, field: str, max_length: int = MAX_TEXT_LENGTH) -> 
         raise InvalidTextError(field, value, "must not be blank")
     if len(text) > max_length:
         raise InvalidTextError(field, value, f"longer than {max_length}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates are valid in a Python str but not in any store.
+        raise InvalidTextError(field, value, "is not valid Unicode text") from None
     return text
 
 

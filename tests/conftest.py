@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from application.config import Settings
+from application import Shop
+from application.config import DATA_DIR_VARIABLE, DATABASE_URL_VARIABLE, Settings
 
 POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
 POSTGRES_URL = os.environ.get(
@@ -48,9 +50,10 @@ def require_postgres() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    """A fresh, empty schema in the test database, dropped after the test."""
+@contextmanager
+def temporary_postgres_schema() -> Iterator[str]:
+    """A fresh, empty schema in the test database, dropped at the end of the block
+    (for fixtures of a wider scope than one test)."""
     require_postgres()
     schema = f"es_test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
@@ -62,6 +65,13 @@ def postgres_schema() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
             )
+
+
+@pytest.fixture
+def postgres_schema() -> Iterator[str]:
+    """A fresh, empty schema in the test database, dropped after the test."""
+    with temporary_postgres_schema() as schema:
+        yield schema
 
 
 def postgres_url(schema: str) -> str:
@@ -82,3 +92,23 @@ def settings(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Set
         return Settings.from_url(data_dir=tmp_path / "data")
     schema: str = request.getfixturevalue("postgres_schema")
     return Settings.from_url(postgres_url(schema))
+
+
+@pytest.fixture(autouse=True)
+def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keeps a developer's EVENTSHOP_* variables out of the tests, so that
+    ``Shop()`` and ``Settings.from_url()`` start from the documented defaults;
+    tests of those variables set them themselves."""
+    monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
+    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+
+
+@pytest.fixture
+def shop(settings: Settings) -> Iterator[Shop]:
+    """A shop on the test's engine, closed after the test.
+
+    Only the event-sourced core: no subscriber runs in this process (the
+    "workers" hosting), so nothing writes behind a test's back, and closing does
+    not wait for idle runners."""
+    with Shop(settings=settings, subscribers="workers") as opened:
+        yield opened
