@@ -7,6 +7,7 @@ changes something is one command on one aggregate, retried if it loses a race.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -16,8 +17,11 @@ from uuid import UUID
 from application.config import Settings
 from application.dto import CartView, OrderView, StockView
 from application.hosting import Subscribers, open_view_store
+from application.queries import ShopQueries
+from application.rebuilding import rebuild_projection
 from application.services import Carts, Inventory, Orders
 from domain.values import parse_id, parse_text
+from projections.rebuild import ProgressCallback, RebuildMode, RebuildReport
 
 DEFAULT_CANCELLATION_REASON = "cancelled on request"
 
@@ -32,6 +36,11 @@ class Shop:
     With ``subscribers="embedded"`` (the default) the read models and process
     managers run in this process; with ``"workers"`` they are left to
     ``eventshop worker`` processes and this shop only writes and reads.
+
+    Two ways to read: ``get_cart``, ``get_order`` and ``get_stock`` load the
+    aggregate (strongly consistent: they see every command that returned);
+    ``shop.queries`` reads the views (eventually consistent: call
+    ``wait_until_processed()`` first to see your own writes).
     """
 
     def __init__(
@@ -47,6 +56,7 @@ class Shop:
         self.carts = Carts(self.settings)
         self.orders = Orders(self.settings)
         self.views = open_view_store(self.settings)
+        self.queries = ShopQueries(self.views)
         self.services: dict[str, Carts | Orders | Inventory] = {
             service.name: service for service in self._services
         }
@@ -118,14 +128,29 @@ class Shop:
 
     # -- housekeeping --------------------------------------------------------
 
-    def wait_until_processed(self, timeout: float = 10.0) -> None:
-        """Returns once every subscriber (read model, process manager) has handled
-        every event written before the call. Raises TimeoutError otherwise."""
-        self.subscribers.wait_until_processed(timeout)
+    def wait_until_processed(
+        self, timeout: float = 10.0, only: Collection[str] | None = None
+    ) -> None:
+        """Returns once every subscriber (read model, process manager), or those
+        named in ``only``, has handled every event written before the call and
+        every reaction those caused in turn. Raises TimeoutError otherwise."""
+        self.subscribers.wait_until_processed(timeout, only)
 
     def log_heads(self) -> dict[str, int]:
         """Each service's newest notification-log position."""
         return {service.name: service.log_head() for service in self._services}
+
+    def rebuild(
+        self,
+        name: str,
+        *,
+        mode: RebuildMode = "switch-if-equal",
+        progress: ProgressCallback | None = None,
+    ) -> list[RebuildReport]:
+        """Rebuilds the read model ``name`` (or ``"all"``) from the event log
+        into new tables while the current ones keep serving, compares them and,
+        as ``mode`` says, switches readers over (see ``projections.rebuild``)."""
+        return rebuild_projection(self, name, mode=mode, progress=progress)
 
     def close(self) -> None:
         self.subscribers.stop()

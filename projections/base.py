@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, MetaData, Table
+from sqlalchemy import Connection, Constraint, Index, MetaData, Table
+from sqlalchemy.sql.elements import conv
 
 # Index and constraint names derive from the (generation-specific) table name, so
 # two generations of one table never fight over an index name.
@@ -42,26 +43,38 @@ def handles(*event_types: type) -> Callable[[F], F]:
     return mark
 
 
+def handlers_of(cls: type) -> dict[type, Callable[..., None]]:
+    """The methods of ``cls`` (and its bases) marked with :func:`handles`, by
+    the event type they handle."""
+    handlers: dict[type, Callable[..., None]] = {}
+    for klass in reversed(cls.__mro__):
+        for attribute in vars(klass).values():
+            for event_type in getattr(attribute, "__handles__", ()):
+                handlers[event_type] = attribute
+    return handlers
+
+
 class Projection:
     """Base of every read model. Subclasses set ``name`` (short, lower case),
     ``follows`` (the name of the service whose log they read), ``metadata``
     (the template tables) and decorate one method per event type with
     :func:`handles`. Handlers get the open transaction's connection and the
-    event; they must only write to this projection's tables."""
+    event; they must only write to this projection's tables.
+
+    ``version`` goes up whenever the tables or the rules change: runners only
+    write to a generation built by their own version, and the new version is
+    rolled out by a shadow rebuild (``projections.rebuild``) that switches
+    readers over when it has caught up."""
 
     name: ClassVar[str]
     follows: ClassVar[str]
     metadata: ClassVar[MetaData]
+    version: ClassVar[int] = 1
     _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        handlers: dict[type, Callable[..., None]] = {}
-        for klass in reversed(cls.__mro__):
-            for attribute in vars(klass).values():
-                for event_type in getattr(attribute, "__handles__", ()):
-                    handlers[event_type] = attribute
-        cls._handlers = handlers
+        cls._handlers = handlers_of(cls)
 
     def __init__(self, tables: Mapping[str, Table]) -> None:
         self._tables = tables
@@ -102,7 +115,21 @@ def generation_tables(
         if key not in _generations:
             metadata = MetaData(naming_convention=NAMING_CONVENTION)
             _generations[key] = {
-                name: table.to_metadata(metadata, name=physical_name(name, generation))
+                name: _copy_table(table, metadata, physical_name(name, generation))
                 for name, table in projection.metadata.tables.items()
             }
         return _generations[key]
+
+
+def _copy_table(template: Table, metadata: MetaData, name: str) -> Table:
+    table = template.to_metadata(metadata, name=name)
+    # A primary key and table-level indexes and constraints keep the name the
+    # convention gave them on the template, the same in every generation; but
+    # index names must be unique per schema (PostgreSQL) or database (SQLite).
+    items: list[Constraint | Index] = [*table.constraints, *table.indexes]
+    for item in items:
+        if isinstance(item.name, str):
+            kind, _, rest = item.name.partition("_")
+            if rest.startswith(template.name) and not rest.startswith(name):
+                item.name = conv(f"{kind}_{name}{rest[len(template.name) :]}")
+    return table

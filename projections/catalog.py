@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from projections.base import Projection
+from projections.carts import CartSummaries
+from projections.customers import CustomerOrderHistory
+from projections.orders import OrderSummaries
+from projections.sales import ProductSales
 from projections.stock import StockLevels
 
-PROJECTIONS: tuple[type[Projection], ...] = (StockLevels,)
+PROJECTIONS: tuple[type[Projection], ...] = (
+    CartSummaries,
+    OrderSummaries,
+    CustomerOrderHistory,
+    StockLevels,
+    ProductSales,
+)
 
 
 def projection_named(name: str) -> type[Projection]:

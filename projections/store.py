@@ -9,13 +9,16 @@ subscriber can never apply an event twice or skip one.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import socket
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -28,7 +31,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -54,6 +59,9 @@ generations_table = Table(
     Column("projection", String(100), primary_key=True),
     Column("active", Integer, nullable=False),
     Column("switched_at", DateTime(timezone=True), nullable=False),
+    # The Projection.version of the code that built the active generation:
+    # only runners of that version may write to it.
+    Column("active_version", Integer, nullable=False, server_default="1"),
 )
 
 subscribers_table = Table(
@@ -70,6 +78,28 @@ subscribers_table = Table(
 # Serializes schema changes across processes on PostgreSQL (same key as the
 # event store's, so tables of both kinds are never created concurrently).
 SCHEMA_LOCK_KEY = 0x6576_7368_6F70
+
+
+@dataclass(frozen=True)
+class ActiveGeneration:
+    """What the registry says serves readers of one projection."""
+
+    generation: int
+    version: int
+
+
+@dataclass(frozen=True)
+class ActiveView:
+    """The active generation's tables, and a read transaction in which they
+    cannot be dropped (see :meth:`ViewStore.reading`)."""
+
+    connection: Connection
+    generation: int
+    version: int
+    tables: Mapping[str, Table]
+
+    def table(self, name: str) -> Table:
+        return self.tables[name]
 
 
 @dataclass(frozen=True)
@@ -91,6 +121,11 @@ def subscriber_name(projection: type[Projection], generation: int) -> str:
     return f"{projection.name}@g{generation}"
 
 
+_GENERATION_SUFFIX = re.compile(r"_g(\d+)$")
+
+RegistryLock = Literal["share", "update"]
+
+
 class ViewStore:
     """Read models and their positions in one SQLAlchemy database."""
 
@@ -99,6 +134,7 @@ class ViewStore:
         self.writer = engine.execution_options(**WRITE_TRANSACTION)
         self.projections = {projection.name: projection for projection in projections}
         self.is_postgres = engine.dialect.name == "postgresql"
+        self._schema: str | None = None
 
     # -- schema --------------------------------------------------------------
 
@@ -119,27 +155,98 @@ class ViewStore:
         many processes at once."""
         with self.schema_change() as connection:
             system_metadata.create_all(connection)
+            self._add_missing_registry_columns(connection)
             for projection in self.projections.values():
-                generation = self._active_generation(connection, projection.name)
-                if generation is None:
-                    generation = 1
-                    connection.execute(
-                        insert(generations_table).values(
-                            projection=projection.name,
-                            active=generation,
-                            switched_at=datetime.now(UTC),
-                        )
+                if self._active_generation(connection, projection.name) is not None:
+                    # Its active generation may be another version's: a
+                    # rebuild, not start-up, creates the tables of a new one.
+                    continue
+                connection.execute(
+                    insert(generations_table).values(
+                        projection=projection.name,
+                        active=1,
+                        active_version=projection.version,
+                        switched_at=datetime.now(UTC),
                     )
-                self._create_tables(connection, projection, generation)
+                )
+                self._create_tables(connection, projection, 1)
+
+    @staticmethod
+    def _add_missing_registry_columns(connection: Connection) -> None:
+        """Upgrades a registry created before projections had versions."""
+        columns = {
+            column["name"]
+            for column in inspect(connection).get_columns(generations_table.name)
+        }
+        if "active_version" not in columns:
+            connection.execute(
+                text(
+                    "ALTER TABLE eventshop_generations"
+                    " ADD COLUMN active_version INTEGER NOT NULL DEFAULT 1"
+                )
+            )
 
     def create_generation(self, projection: type[Projection], generation: int) -> None:
         """Creates (empty) the tables of one generation of a projection."""
         with self.schema_change() as connection:
             self._create_tables(connection, projection, generation)
 
+    def reserve_generation(self, projection: type[Projection]) -> int:
+        """Picks a generation number no one has used for this projection, creates
+        its (empty) tables and its tracking row at position 0, in one schema
+        change: two rebuilds started at once get different numbers."""
+        with self.schema_change() as connection:
+            generation = 1 + max(
+                self._used_generations(connection, projection), default=0
+            )
+            self._create_tables(connection, projection, generation)
+            connection.execute(
+                insert(tracking_table).values(
+                    subscriber=subscriber_name(projection, generation),
+                    service=projection.follows,
+                    position=0,
+                )
+            )
+        return generation
+
+    def _used_generations(
+        self, connection: Connection, projection: type[Projection]
+    ) -> set[int]:
+        """Numbers named by the registry, by tracking rows, or by tables that
+        look like one of the projection's (left over by a crashed rebuild)."""
+        used: set[int] = set()
+        active = self._active_generation(connection, projection.name)
+        if active is not None:
+            used.add(active)
+        prefix = f"{projection.name}@g"
+        for subscriber in connection.execute(
+            select(tracking_table.c.subscriber).where(
+                tracking_table.c.subscriber.startswith(prefix, autoescape=True)
+            )
+        ).scalars():
+            suffix = subscriber.removeprefix(prefix)
+            if suffix.isdigit():
+                used.add(int(suffix))
+        templates = set(projection.metadata.tables)
+        for table_name in inspect(connection).get_table_names():
+            match = _GENERATION_SUFFIX.search(table_name)
+            if match and table_name[: match.start()] in templates:
+                used.add(int(match.group(1)))
+        return used
+
     def drop_generation(self, projection: type[Projection], generation: int) -> None:
         """Drops the tables and the tracking of one (inactive) generation."""
         with self.schema_change() as connection:
+            if self.is_postgres:
+                # Waits for readers that may have resolved this generation
+                # before it was switched away (see ``reading``).
+                connection.execute(
+                    select(
+                        func.pg_advisory_xact_lock(
+                            self._readers_lock_key(connection, projection)
+                        )
+                    )
+                )
             if self._active_generation(connection, projection.name) == generation:
                 raise ValueError(
                     f"generation {generation} of {projection.name} is serving readers"
@@ -181,16 +288,123 @@ class ViewStore:
             )
         ).scalar_one_or_none()
 
+    def active(self, projection: type[Projection]) -> ActiveGeneration:
+        """The active generation of a projection and the version that built it."""
+        with self.engine.connect() as connection:
+            active = self.registry(connection, projection)
+        if active is None:
+            raise LookupError(f"projection {projection.name} has no tables yet")
+        return active
+
+    def registry(
+        self,
+        connection: Connection,
+        projection: type[Projection],
+        *,
+        lock: RegistryLock | None = None,
+    ) -> ActiveGeneration | None:
+        """The registry row of a projection, read in the caller's transaction.
+
+        On PostgreSQL, ``lock="share"`` (taken by live batches) and
+        ``lock="update"`` (taken to switch) make a switch wait for the batches
+        in flight, and the batches that follow see the switch."""
+        query = select(
+            generations_table.c.active, generations_table.c.active_version
+        ).where(generations_table.c.projection == projection.name)
+        if lock is not None and self.is_postgres:
+            query = query.with_for_update(read=lock == "share")
+        row = connection.execute(query).one_or_none()
+        if row is None:
+            return None
+        return ActiveGeneration(generation=row.active, version=row.active_version)
+
     def switch(
-        self, projection: type[Projection], generation: int, connection: Connection
+        self,
+        projection: type[Projection],
+        generation: int,
+        connection: Connection,
+        *,
+        version: int | None = None,
     ) -> None:
         """Makes ``generation`` the one readers see (inside the caller's
-        transaction, so a comparison and the switch can be one atomic step)."""
+        transaction, so a comparison and the switch can be one atomic step),
+        recording that code of ``version`` (default: the projection's) built it."""
         connection.execute(
             update(generations_table)
             .where(generations_table.c.projection == projection.name)
-            .values(active=generation, switched_at=datetime.now(UTC))
+            .values(
+                active=generation,
+                active_version=projection.version if version is None else version,
+                switched_at=datetime.now(UTC),
+            )
         )
+
+    @contextmanager
+    def reading(self, projection: type[Projection]) -> Iterator[ActiveView]:
+        """A read transaction on the active generation's tables, one snapshot
+        throughout, during which those tables are not dropped even if readers
+        are switched to another generation meanwhile.
+
+        SQLite gives this by itself: a read transaction's snapshot includes the
+        schema. On PostgreSQL the reader holds a shared advisory lock that
+        ``drop_generation`` takes exclusively, and checks that the tables it
+        resolved still exist, since a snapshot does not cover the catalog."""
+        missing: int | None = None
+        while True:
+            with self.engine.connect() as connection:
+                if self.is_postgres:
+                    # READ COMMITTED would let a batch commit between two SELECTs.
+                    connection.execution_options(isolation_level="REPEATABLE READ")
+                with connection.begin():
+                    if self.is_postgres:
+                        connection.execute(
+                            select(
+                                func.pg_advisory_xact_lock_shared(
+                                    self._readers_lock_key(connection, projection)
+                                )
+                            )
+                        )
+                    active = self.registry(connection, projection)
+                    if active is None:
+                        raise LookupError(
+                            f"projection {projection.name} has no tables yet"
+                        )
+                    tables = generation_tables(projection, active.generation)
+                    if self.is_postgres and not self._all_exist(connection, tables):
+                        if active.generation == missing:
+                            raise LookupError(
+                                f"the tables of generation {active.generation} "
+                                f"of {projection.name}, which serves readers, "
+                                "are missing"
+                            )
+                        # Dropped between this snapshot and our lock: a new
+                        # snapshot sees the generation that replaced it.
+                        missing = active.generation
+                        continue
+                    yield ActiveView(
+                        connection, active.generation, active.version, tables
+                    )
+                    return
+
+    def _readers_lock_key(
+        self, connection: Connection, projection: type[Projection]
+    ) -> int:
+        """PostgreSQL advisory lock that readers of a projection hold shared,
+        and dropping one of its generations takes exclusively. Advisory locks
+        are shared by every schema of a database, hence the schema in the key."""
+        if self._schema is None:
+            self._schema = connection.execute(select(func.current_schema())).scalar()
+        name = f"eventshop readers {self._schema}.{projection.name}"
+        digest = hashlib.blake2b(name.encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    @staticmethod
+    def _all_exist(connection: Connection, tables: Mapping[str, Table]) -> bool:
+        # to_regclass looks at the catalog as it is now, not as of the snapshot.
+        found = connection.execute(
+            select(*(func.to_regclass(table.name) for table in tables.values()))
+        ).one()
+        return all(oid is not None for oid in found)
 
     # -- positions -----------------------------------------------------------
 
@@ -198,6 +412,13 @@ class ViewStore:
         """The last notification id the subscriber has handled, if any."""
         with self.engine.connect() as connection:
             return self._position(connection, subscriber, service, lock=False)
+
+    def locked_position(
+        self, connection: Connection, subscriber: str, service: str
+    ) -> int | None:
+        """The position, read in the caller's write transaction and (on
+        PostgreSQL) locked until it ends, so no batch can move it meanwhile."""
+        return self._position(connection, subscriber, service, lock=True)
 
     def _position(
         self, connection: Connection, subscriber: str, service: str, *, lock: bool
@@ -225,34 +446,52 @@ class ViewStore:
 
         Returns False, having written nothing, if the stored position is not
         ``expected_position`` (another instance got there first), or, with
-        ``only_if_active``, if readers were switched to another generation: the
+        ``only_if_active``, if readers were switched to another generation, or
+        the active generation was built by another ``projection.version``: the
         caller must re-read its generation and position and carry on from there.
         """
-        subscriber = subscriber_name(projection, generation)
         try:
             with self.writer.begin() as connection:
-                current = self._position(
-                    connection, subscriber, projection.follows, lock=True
-                )
-                if current != expected_position:
-                    return False
-                if (
-                    only_if_active
-                    and self._active_generation(connection, projection.name)
-                    != generation
-                ):
-                    return False
-                handler = projection(generation_tables(projection, generation))
-                for event in events:
-                    handler.handle(connection, event)
-                self._move(
-                    connection, subscriber, projection.follows, current, new_position
+                if only_if_active:
+                    # Share-locked before the position, in the same order as a
+                    # switch takes them, so that a switch and a batch queue up
+                    # instead of deadlocking.
+                    active = self.registry(connection, projection, lock="share")
+                    if active != ActiveGeneration(generation, projection.version):
+                        return False
+                return self.apply_within(
+                    connection,
+                    projection,
+                    generation,
+                    events,
+                    expected_position=expected_position,
+                    new_position=new_position,
                 )
         except IntegrityError:
             if expected_position is None:
                 # Two first batches raced to insert the tracking row.
                 return False
             raise
+
+    def apply_within(
+        self,
+        connection: Connection,
+        projection: type[Projection],
+        generation: int,
+        events: Sequence[object],
+        *,
+        expected_position: int | None,
+        new_position: int,
+    ) -> bool:
+        """What :meth:`apply` does, inside the caller's write transaction."""
+        subscriber = subscriber_name(projection, generation)
+        current = self._position(connection, subscriber, projection.follows, lock=True)
+        if current != expected_position:
+            return False
+        handler = projection(generation_tables(projection, generation))
+        for event in events:
+            handler.handle(connection, event)
+        self._move(connection, subscriber, projection.follows, current, new_position)
         return True
 
     @staticmethod
@@ -331,14 +570,19 @@ class ViewStore:
         self, projection: type[Projection], generation: int, connection: Connection
     ) -> dict[str, tuple[int, int]]:
         """(row count, order-independent checksum) of each table of a generation."""
-        result: dict[str, tuple[int, int]] = {}
-        for name, table in generation_tables(projection, generation).items():
-            count = 0
-            digest = 0
-            for row in connection.execute(select(table)):
-                count += 1
-                # Sum of per-row CRCs: equal for equal multisets of rows,
-                # whatever order the database returns them in.
-                digest = (digest + zlib.crc32(repr(tuple(row)).encode())) % 2**64
-            result[name] = (count, digest)
-        return result
+        return {
+            name: self.table_checksum(connection, table)
+            for name, table in generation_tables(projection, generation).items()
+        }
+
+    @staticmethod
+    def table_checksum(connection: Connection, table: Table) -> tuple[int, int]:
+        """(row count, order-independent checksum) of one table."""
+        count = 0
+        digest = 0
+        for row in connection.execute(select(table)):
+            count += 1
+            # Sum of per-row CRCs: equal for equal multisets of rows,
+            # whatever order the database returns them in.
+            digest = (digest + zlib.crc32(repr(tuple(row)).encode())) % 2**64
+        return count, digest

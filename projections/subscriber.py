@@ -2,20 +2,38 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from projections.base import Projection
 from projections.store import ViewStore, subscriber_name
 
+# How long an outdated subscriber waits before its runner looks again at which
+# generation is active; it keeps a runner fed with events from spinning.
+OUTDATED_RETRY_SECONDS = 0.5
+
 
 class ProjectionSubscriber:
     """Feeds the active generation of one projection; when readers are switched
-    to another generation, ``process`` refuses and the runner resyncs onto it."""
+    to another generation, ``process`` refuses and the runner resyncs onto it.
 
-    def __init__(self, projection: type[Projection], store: ViewStore) -> None:
+    While the active generation was built by another ``projection.version``
+    than this code's (during a rollout), the subscriber is *outdated*: it
+    writes nothing, reports "outdated" and has its runner retry now and then,
+    until readers are switched to a generation of its own version."""
+
+    def __init__(
+        self,
+        projection: type[Projection],
+        store: ViewStore,
+        *,
+        outdated_retry_seconds: float = OUTDATED_RETRY_SECONDS,
+    ) -> None:
         self.projection = projection
         self.store = store
+        self.outdated_retry_seconds = outdated_retry_seconds
         self._generation: int | None = None
+        self._outdated = False
 
     @property
     def name(self) -> str:
@@ -29,10 +47,21 @@ class ProjectionSubscriber:
     def topics(self) -> frozenset[str]:
         return self.projection.topics()
 
+    @property
+    def is_outdated(self) -> bool:
+        """Whether the generation readers see was built by another version."""
+        return self._outdated
+
     def position(self) -> int | None:
-        self._generation = self.store.active_generation(self.projection)
+        active = self.store.active(self.projection)
+        self._generation = active.generation
+        outdated = active.version != self.projection.version
+        if outdated and not self._outdated:
+            self._outdated = True
+            self.report("outdated")
+        self._outdated = outdated
         return self.store.position(
-            subscriber_name(self.projection, self._generation), self.follows
+            subscriber_name(self.projection, active.generation), self.follows
         )
 
     def process(
@@ -44,6 +73,10 @@ class ProjectionSubscriber:
     ) -> bool:
         if self._generation is None:
             return False
+        if self._outdated:
+            if self.store.active(self.projection).version != self.projection.version:
+                time.sleep(self.outdated_retry_seconds)
+            return False
         return self.store.apply(
             self.projection,
             self._generation,
@@ -54,4 +87,6 @@ class ProjectionSubscriber:
         )
 
     def report(self, state: str, error: str | None = None) -> None:
+        if state == "running" and self._outdated:
+            state = "outdated"
         self.store.report(self.name, state, error)

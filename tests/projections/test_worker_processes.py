@@ -107,7 +107,7 @@ def test_a_standby_worker_takes_over_when_the_active_one_dies(
             "the second worker to stand by",
         )
         shop.receive_stock("TAKE-1", 3)
-        shop.wait_until_processed(timeout=30)
+        shop.wait_until_processed(timeout=30, only=["stock"])
 
         # when the active one is killed
         first.kill()
@@ -115,7 +115,7 @@ def test_a_standby_worker_takes_over_when_the_active_one_dies(
         shop.receive_stock("TAKE-1", 4)
 
         # then the standby takes over and handles what came after
-        shop.wait_until_processed(timeout=30)
+        shop.wait_until_processed(timeout=30, only=["stock"])
         assert _states(shop).get(second.pid) == "running"
         rows = {row.sku: row for row in stock_rows(shop.views)}
         assert rows["TAKE-1"].on_hand == 7

@@ -1,0 +1,91 @@
+"""``ShopQueries``: the read models, for Python callers.
+
+Views are eventually consistent: they show what the subscribers have handled
+so far. A caller that must see its own writes calls
+``Shop.wait_until_processed()`` first; one that must be strongly consistent
+reads the aggregate instead (``Shop.get_cart``, ``get_order``, ``get_stock``).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from domain.errors import InvalidInputError
+from domain.order import OrderStatus
+from domain.values import parse_id, parse_sku, parse_text
+from projections import queries
+from projections.queries import (
+    CartSummary,
+    CustomerHistory,
+    OrderSummary,
+    ProductSalesRow,
+    StockLevel,
+)
+from projections.store import ViewStore
+
+MAX_PAGE_SIZE = 500
+
+
+class ShopQueries:
+    """Parses what callers pass (raising typed ``InvalidInputError`` on
+    malformed input) and reads the active generation of each view."""
+
+    def __init__(self, store: ViewStore) -> None:
+        self.store = store
+
+    def cart(self, cart_id: UUID | str) -> CartSummary | None:
+        return queries.cart_summary(self.store, parse_id(cart_id, "cart_id"))
+
+    def order(self, order_id: UUID | str) -> OrderSummary | None:
+        return queries.order_summary(self.store, parse_id(order_id, "order_id"))
+
+    def orders(
+        self,
+        status: str | None = None,
+        customer_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[OrderSummary, ...]:
+        """Orders newest first; ``status`` is an ``OrderStatus`` value."""
+        return queries.orders(
+            self.store,
+            status=None if status is None else _parse_status(status),
+            customer_id=None
+            if customer_id is None
+            else parse_text(customer_id, "customer_id"),
+            limit=_parse_bounded(limit, "limit", 1, MAX_PAGE_SIZE),
+            offset=_parse_bounded(offset, "offset", 0, None),
+        )
+
+    def customer_history(self, customer_id: str) -> CustomerHistory:
+        return queries.customer_history(
+            self.store, parse_text(customer_id, "customer_id")
+        )
+
+    def stock_levels(self) -> tuple[StockLevel, ...]:
+        return queries.stock_levels(self.store)
+
+    def stock_level(self, sku: str) -> StockLevel | None:
+        return queries.stock_level(self.store, parse_sku(sku))
+
+    def product_sales(self) -> tuple[ProductSalesRow, ...]:
+        return queries.product_sales(self.store)
+
+
+def _parse_status(value: object) -> str:
+    statuses = [status.value for status in OrderStatus]
+    if not isinstance(value, str) or value not in statuses:
+        raise InvalidInputError(
+            "status", value, f"must be one of {', '.join(statuses)}"
+        )
+    return value
+
+
+def _parse_bounded(value: object, field: str, low: int, high: int | None) -> int:
+    # bool is an int subclass; True is not a page size.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(field, value, "must be a whole number")
+    if value < low or (high is not None and value > high):
+        limits = f"at least {low}" if high is None else f"from {low} to {high}"
+        raise InvalidInputError(field, value, f"must be {limits}")
+    return value
