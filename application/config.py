@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -67,7 +68,8 @@ class Settings:
     pool_size: int = 2
     pool_max_overflow: int = 6
     lock_timeout_seconds: int = 30
-    snapshot_interval: int = 50
+    # How long a confirmed order may stay unpaid before it is cancelled.
+    payment_timeout: timedelta = timedelta(minutes=30)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
 
 from application.config import Settings
 from application.runners import (
@@ -19,6 +20,8 @@ from application.runners import (
     SubscriberRunner,
     Unshared,
 )
+from application.services import Inventory, Orders
+from application.services.process import ProcessService, ProcessSubscriber
 from projections.catalog import PROJECTIONS
 from projections.engine import postgres_engine, sqlite_engine
 from projections.store import ViewStore
@@ -69,17 +72,43 @@ class SubscriberSpec:
     topics: frozenset[str]
 
 
+PROCESS_SERVICES: tuple[type[ProcessService[Any, Any]], ...] = (Orders, Inventory)
+
+
 def declared_subscribers() -> list[SubscriberSpec]:
-    """Every subscriber of a shop, in order of declaration (no database needed)."""
+    """Every subscriber of a shop: process managers first, then read models, in
+    order of declaration (no database needed)."""
     return [
-        SubscriberSpec(projection.name, projection.follows, projection.topics())
-        for projection in PROJECTIONS
+        *(
+            SubscriberSpec(
+                subscription.name,
+                subscription.follows,
+                frozenset(get_topic(kind) for kind in subscription.event_types),
+            )
+            for service in PROCESS_SERVICES
+            for subscription in service.subscriptions
+        ),
+        *(
+            SubscriberSpec(projection.name, projection.follows, projection.topics())
+            for projection in PROJECTIONS
+        ),
     ]
 
 
-def all_subscribers(store: ViewStore) -> list[Subscriber]:
-    """Every subscriber of a shop, ready to run against ``store``."""
-    return [ProjectionSubscriber(projection, store) for projection in PROJECTIONS]
+def all_subscribers(
+    services: Mapping[str, Application[Any]], store: ViewStore
+) -> list[Subscriber]:
+    """Every subscriber of a shop, ready to run against its services and views."""
+    processes: list[Subscriber] = [
+        ProcessSubscriber(service, subscription, store.report)
+        for service in services.values()
+        if isinstance(service, ProcessService)
+        for subscription in service.subscriptions
+    ]
+    projections: list[Subscriber] = [
+        ProjectionSubscriber(projection, store) for projection in PROJECTIONS
+    ]
+    return processes + projections
 
 
 def leadership_for(settings: Settings, subscriber: str) -> Leadership:
@@ -101,7 +130,7 @@ class Subscribers:
         self.settings = settings
         self.services = services
         self.store = store
-        self.subscribers = all_subscribers(store)
+        self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
 
     def start(self) -> None:
@@ -122,18 +151,45 @@ class Subscribers:
             runner.join()
         self.runners.clear()
 
-    def wait_until_processed(self, timeout: float = 10.0) -> None:
-        """Returns once every subscriber has handled everything its service had
-        written when this was called; raises TimeoutError naming the ones still
-        behind, or SubscriberFailedError if one hosted here failed."""
-        heads = {
+    def wait_until_processed(
+        self, timeout: float = 10.0, only: Collection[str] | None = None
+    ) -> None:
+        """Returns once every subscriber has handled everything written before
+        the call AND everything that caused in turn (a checkout places an order,
+        which reserves stock, which confirms the order...): it waits until the
+        logs stop growing. Raises TimeoutError naming the subscribers still
+        behind, or SubscriberFailedError if one hosted here failed. ``only``
+        names the subscribers to wait for (default: all)."""
+        deadline = time.monotonic() + timeout
+        heads = self._heads()
+        waited_for = [
+            subscriber
+            for subscriber in self.subscribers
+            if only is None or subscriber.name in only
+        ]
+        while True:
+            self._wait_for(waited_for, heads, deadline, timeout)
+            newer = self._heads()
+            if newer == heads:
+                return
+            heads = newer
+
+    def _heads(self) -> dict[str, int]:
+        return {
             name: service.recorder.max_notification_id() or 0
             for name, service in self.services.items()
         }
-        deadline = time.monotonic() + timeout
-        behind = list(self.subscribers)
+
+    def _wait_for(
+        self,
+        subscribers: Sequence[Subscriber],
+        heads: Mapping[str, int],
+        deadline: float,
+        timeout: float,
+    ) -> None:
+        behind = list(subscribers)
         pause = 0.002
-        while behind:
+        while True:
             self._raise_failures()
             behind = [
                 subscriber
@@ -165,7 +221,9 @@ def run_worker(
 ) -> None:
     """Runs one subscriber in this process until ``stopping`` is set; on
     PostgreSQL as the single active instance, else as a standby."""
-    subscribers = {subscriber.name: subscriber for subscriber in all_subscribers(store)}
+    subscribers = {
+        subscriber.name: subscriber for subscriber in all_subscribers(services, store)
+    }
     if subscriber_name not in subscribers:
         known = ", ".join(subscribers)
         raise LookupError(f"no subscriber named {subscriber_name!r} (known: {known})")

@@ -11,7 +11,7 @@ names the event that caused them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -110,16 +110,22 @@ def caused_by(event: DomainEventProtocol[Any], actor: str) -> Iterator[EventMeta
         _current.reset(token)
 
 
+def stamp_metadata(events: Iterable[DomainEventProtocol[Any]]) -> None:
+    """Fixes the current metadata onto events that will be stored later, outside
+    the block that caused them (as a process manager's batch is)."""
+    metadata = _current.get() or EventMetadata(SYSTEM_ACTOR, uuid4())
+    for domain_event in events:
+        # Snapshots are derived data, not something anybody did.
+        if not isinstance(domain_event, Snapshot):
+            # The event is frozen for its declared fields only; the reserved
+            # key rides in its __dict__ so the base mapper encodes it.
+            vars(domain_event).setdefault(METADATA_KEY, metadata.as_state())
+
+
 class MetadataMapper(Mapper[UUID]):
     """Stores the current metadata with each new event, and gives it back with
     the event when read (as ``vars(event)["_meta"]``, see :func:`metadata_of`)."""
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        state = vars(domain_event)
-        # Snapshots are derived data, not something anybody did.
-        if METADATA_KEY not in state and not isinstance(domain_event, Snapshot):
-            metadata = _current.get() or EventMetadata(SYSTEM_ACTOR, uuid4())
-            # The event object is frozen for its declared fields only; the
-            # reserved key rides in its __dict__ so the base mapper encodes it.
-            state[METADATA_KEY] = metadata.as_state()
+        stamp_metadata([domain_event])
         return super().to_stored_event(domain_event)

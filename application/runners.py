@@ -102,7 +102,10 @@ class AdvisoryLockLeadership:
 
     def __init__(self, location: PostgresLocation, subscriber: str) -> None:
         self._conninfo = location.conninfo()
-        digest = hashlib.blake2b(f"eventshop subscriber {subscriber}".encode()).digest()
+        # Advisory locks are per database, so the schema is part of the name:
+        # two shops in two schemas of one database must not block each other.
+        scope = f"eventshop subscriber {location.dbname}.{location.schema}.{subscriber}"
+        digest = hashlib.blake2b(scope.encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
 

@@ -142,6 +142,16 @@ class OrderStateError(StateError):
         super().__init__(f"cannot {command} order {order_id}: it is {status}")
 
 
+class AllocationStateError(StateError):
+    """The order's allocation is not in a status that allows this step."""
+
+    def __init__(self, order_id: UUID, status: str, step: str) -> None:
+        self.order_id = order_id
+        self.status = status
+        self.step = step
+        super().__init__(f"cannot {step} the allocation of order {order_id}: {status}")
+
+
 class InsufficientStockError(StateError):
     """Fewer units are available than the command needs."""
 

@@ -52,7 +52,7 @@ class Order(Aggregate):
         total: Decimal
 
     class Confirmed(Aggregate.Event):
-        pass
+        payment_due_at: datetime | None
 
     class Rejected(Aggregate.Event):
         short_skus: list[str]
@@ -110,6 +110,7 @@ class Order(Aggregate):
         self._rejection_reason: str | None = None
         self._cancellation_reason: str | None = None
         self._confirmed_at: datetime | None = None
+        self._payment_due_at: datetime | None = None
         self._rejected_at: datetime | None = None
         self._paid_at: datetime | None = None
         self._shipped_at: datetime | None = None
@@ -159,6 +160,10 @@ class Order(Aggregate):
         return self.created_on
 
     @property
+    def payment_due_at(self) -> datetime | None:
+        return self._payment_due_at
+
+    @property
     def confirmed_at(self) -> datetime | None:
         return self._confirmed_at
 
@@ -180,10 +185,11 @@ class Order(Aggregate):
 
     # -- commands ------------------------------------------------------------
 
-    def confirm(self) -> None:
-        """All lines are reserved: the order can be paid."""
+    def confirm(self, payment_due_at: datetime | None = None) -> None:
+        """All lines are reserved: the order can be paid, by ``payment_due_at``
+        if given (after which it may be cancelled for want of payment)."""
         self._check_status("confirm", OrderStatus.PLACED)
-        self._confirm()
+        self._confirm(payment_due_at=payment_due_at)
 
     def reject(self, short_skus: Sequence[str], reason: str) -> None:
         """Some lines could not be reserved: the order ends here."""
@@ -217,9 +223,12 @@ class Order(Aggregate):
     # and when it is replayed, so the ``*_at`` times survive reconstruction.
 
     @event(Confirmed)
-    def _confirm(self, timestamp: datetime | None = None) -> None:
+    def _confirm(
+        self, payment_due_at: datetime | None, timestamp: datetime | None = None
+    ) -> None:
         self._status = OrderStatus.CONFIRMED
         self._confirmed_at = timestamp
+        self._payment_due_at = payment_due_at
 
     @event(Rejected)
     def _reject(

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from eventsourcing import postgres as es_postgres
-from eventsourcing.persistence import ApplicationRecorder, Subscription
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    StoredEvent,
+    Subscription,
+    Tracking,
+)
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
-from application.persistence import APPEND_ONLY_MESSAGE
+from application.persistence import (
+    APPEND_ONLY_MESSAGE,
+    EXPECTED_POSITION,
+    PositionMovedError,
+)
 from application.persistence.subscriptions import BatchingSubscription
 
 # Key of the advisory lock held while any eventshop process creates tables,
@@ -112,7 +124,46 @@ class PostgresApplicationRecorder(
 class PostgresProcessRecorder(
     _AppendOnly, _Subscribable, es_postgres.PostgresProcessRecorder
 ):
-    pass
+    def ensure_tracking(self, leader: str) -> None:
+        """Gives ``leader`` a tracking row (at 0) so a batch can always lock it."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} VALUES (%s, 0) "
+                    "ON CONFLICT (application_name) DO NOTHING"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.tracking_table_name),
+                ),
+                (leader,),
+            )
+
+    def _insert_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        expected: int | None = kwargs.get(EXPECTED_POSITION)
+        if tracking is not None and expected is not None:
+            # Locks the row, so a second instance of the subscriber waits here
+            # and then finds the position moved, instead of applying twice.
+            curs.execute(
+                SQL(
+                    "SELECT notification_id FROM {schema}.{table} "
+                    "WHERE application_name = %s FOR UPDATE"
+                ).format(
+                    schema=Identifier(self.datastore.schema),
+                    table=Identifier(self.tracking_table_name),
+                ),
+                (tracking.application_name,),
+            )
+            row = curs.fetchone()
+            found = None if row is None else row["notification_id"]
+            if found != expected:
+                raise PositionMovedError(tracking.application_name, expected, found)
+        super()._insert_events(curs, stored_events, **kwargs)
 
 
 class PostgresFactory(es_postgres.PostgresFactory):

@@ -6,9 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing import sqlite as es_sqlite
-from eventsourcing.persistence import ApplicationRecorder, StoredEvent, Subscription
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    StoredEvent,
+    Subscription,
+    Tracking,
+)
 
-from application.persistence import APPEND_ONLY_MESSAGE
+from application.persistence import (
+    APPEND_ONLY_MESSAGE,
+    EXPECTED_POSITION,
+    PositionMovedError,
+)
 from application.persistence.subscriptions import LocalWrites, PollingSubscription
 
 
@@ -57,7 +66,35 @@ class SQLiteApplicationRecorder(
 class SQLiteProcessRecorder(
     _AppendOnly, _Subscribable, es_sqlite.SQLiteProcessRecorder
 ):
-    pass
+    def ensure_tracking(self, leader: str) -> None:
+        """Gives ``leader`` a tracking row (at 0), like the PostgreSQL recorder."""
+        with self.datastore.transaction(commit=True) as c:
+            c.execute(
+                "INSERT INTO tracking VALUES (?, 0) "
+                "ON CONFLICT (application_name) DO NOTHING",
+                (leader,),
+            )
+
+    def _insert_events(
+        self,
+        c: es_sqlite.SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        expected: int | None = kwargs.get(EXPECTED_POSITION)
+        if tracking is not None and expected is not None:
+            # Writing first takes the database's write lock before the read, so
+            # the position read cannot go stale before this transaction commits.
+            c.execute(
+                "UPDATE tracking SET notification_id = notification_id "
+                "WHERE application_name = ?",
+                (tracking.application_name,),
+            )
+            found = self._max_tracking_id(tracking.application_name, c)
+            if found != expected:
+                raise PositionMovedError(tracking.application_name, expected, found)
+        return super()._insert_events(c, stored_events, **kwargs)
 
 
 class SQLiteFactory(es_sqlite.SQLiteFactory):

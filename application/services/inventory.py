@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
@@ -9,14 +10,27 @@ from uuid import UUID
 from eventsourcing.domain import MutableOrImmutableAggregate
 
 from application.dto import StockView
-from application.services.base import ShopService
+from application.services.process import Batch, ProcessService, Subscription
+from domain.allocation import Allocation, AllocationStatus, allocation_id
 from domain.errors import ProductAlreadyRegisteredError, ProductNotFoundError
 from domain.inventory import InventoryItem
+from domain.order import Order
 from domain.values import inventory_item_id, parse_sku
+from projections.base import handles
 
 
-class Inventory(ShopService[InventoryItem, str]):
+class Inventory(ProcessService[InventoryItem, str]):
+    """Stock per SKU; sets stock aside for placed orders, all lines or none, and
+    releases or commits it when the order is cancelled or shipped."""
+
     aggregate_class = InventoryItem
+    subscriptions = (
+        Subscription(
+            "allocation",
+            follows="Orders",
+            event_types=(Order.Placed, Order.Cancelled, Order.Shipped),
+        ),
+    )
     # Busy SKUs collect long histories of reservations; a snapshot every 50
     # events bounds what a command has to replay.
     snapshotting_intervals: ClassVar[
@@ -60,3 +74,65 @@ class Inventory(ShopService[InventoryItem, str]):
             available=item.available,
             version=item.version,
         )
+
+    # -- reactions -----------------------------------------------------------
+
+    @handles(Order.Placed)
+    def _allocate_placed_order(self, event: Order.Placed, batch: Batch) -> None:
+        order_id = event.originator_id
+        if batch.load(allocation_id(order_id), Allocation) is not None:
+            return
+        allocation = Allocation.request(order_id, event.lines)
+        items = {
+            line.sku: batch.load(inventory_item_id(line.sku), InventoryItem)
+            for line in event.lines
+        }
+        short = sorted(
+            line.sku
+            for line in event.lines
+            if (item := items[line.sku]) is None or item.available < line.quantity
+        )
+        if short:
+            allocation.refuse(short, f"not enough stock of {', '.join(short)}")
+            batch.record(allocation)
+            return
+        reserved: list[InventoryItem] = []
+        for line in event.lines:
+            item = items[line.sku]
+            assert item is not None
+            item.reserve(order_id, line.quantity)
+            reserved.append(item)
+        allocation.reserve()
+        batch.record(allocation, *reserved)
+
+    @handles(Order.Cancelled)
+    def _release_cancelled_order(self, event: Order.Cancelled, batch: Batch) -> None:
+        self._settle(
+            event.originator_id, batch, InventoryItem.release, Allocation.release
+        )
+
+    @handles(Order.Shipped)
+    def _commit_shipped_order(self, event: Order.Shipped, batch: Batch) -> None:
+        self._settle(
+            event.originator_id, batch, InventoryItem.commit, Allocation.commit
+        )
+
+    def _settle(
+        self,
+        order_id: UUID,
+        batch: Batch,
+        settle_item: Callable[[InventoryItem, UUID], None],
+        settle_allocation: Callable[[Allocation], None],
+    ) -> None:
+        """Releases or commits every line an order holds, with its allocation."""
+        allocation = batch.load(allocation_id(order_id), Allocation)
+        if allocation is None or allocation.status != AllocationStatus.RESERVED:
+            return
+        items = []
+        for line in allocation.lines:
+            item = batch.load(inventory_item_id(line.sku), InventoryItem)
+            assert item is not None, "reserved stock belongs to a registered item"
+            settle_item(item, order_id)
+            items.append(item)
+        settle_allocation(allocation)
+        batch.record(allocation, *items)

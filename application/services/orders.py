@@ -7,14 +7,28 @@ from decimal import Decimal
 from uuid import UUID
 
 from application.dto import OrderView
-from application.services.base import ShopService
+from application.services.process import Batch, ProcessService, Subscription
+from domain.allocation import Allocation
+from domain.cart import Cart
 from domain.errors import OrderNotFoundError
-from domain.order import Order
+from domain.order import Order, OrderStatus
 from domain.values import Line, order_id_for_cart
+from projections.base import handles
 
 
-class Orders(ShopService[Order, UUID]):
+class Orders(ProcessService[Order, UUID]):
+    """Orders, placed when a cart is checked out and confirmed or rejected when
+    Inventory has answered."""
+
     aggregate_class = Order
+    subscriptions = (
+        Subscription("checkout", follows="Carts", event_types=(Cart.CheckedOut,)),
+        Subscription(
+            "confirmation",
+            follows="Inventory",
+            event_types=(Allocation.Reserved, Allocation.Refused),
+        ),
+    )
 
     def aggregate_id(self, key: UUID) -> UUID:
         return key
@@ -66,3 +80,33 @@ class Orders(ShopService[Order, UUID]):
             modified_at=order.modified_on,
             version=order.version,
         )
+
+    # -- reactions -----------------------------------------------------------
+
+    @handles(Cart.CheckedOut)
+    def _place_checked_out_cart(self, event: Cart.CheckedOut, batch: Batch) -> None:
+        if batch.load(order_id_for_cart(event.originator_id), Order) is not None:
+            return
+        batch.record(
+            Order.place(
+                event.originator_id, event.customer_id, event.lines, event.total
+            )
+        )
+
+    @handles(Allocation.Reserved)
+    def _confirm_reserved_order(self, event: Allocation.Reserved, batch: Batch) -> None:
+        order = batch.load(event.order_id, Order)
+        if order is None or order.status != OrderStatus.PLACED:
+            return
+        # Due from when stock was reserved (the event's time, not the clock's),
+        # so replaying the same history decides the same deadline.
+        order.confirm(payment_due_at=event.timestamp + self.settings.payment_timeout)
+        batch.record(order)
+
+    @handles(Allocation.Refused)
+    def _reject_refused_order(self, event: Allocation.Refused, batch: Batch) -> None:
+        order = batch.load(event.order_id, Order)
+        if order is None or order.status != OrderStatus.PLACED:
+            return
+        order.reject(event.short_skus, event.reason)
+        batch.record(order)

@@ -1,0 +1,182 @@
+"""Process managers: services that react to other services' events.
+
+A process service (Orders, Inventory) declares its subscriptions (a name, the
+service it follows, the event types it reacts to) and one reaction per event
+type, marked with :func:`projections.base.handles`. A runner feeds it batches of
+those events; every aggregate the reactions change, and the position the batch
+brings the subscription to, are recorded in ONE transaction of the service's own
+store, and only if the position is still the one the batch started from. So a
+redelivered, replayed or concurrently duplicated event never takes effect twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
+from eventsourcing.utils import get_topic
+
+from application.metadata import caused_by, stamp_metadata
+from application.persistence import EXPECTED_POSITION, PositionMovedError
+from application.services.base import K, ShopService
+from projections.base import handlers_of
+
+A = TypeVar("A", bound=Aggregate)
+Other = TypeVar("Other", bound=Aggregate)
+
+# A batch that collides with a command on the same aggregate is simply redone
+# on the fresh state; only a persistent collision is worth a runner's retry.
+MAX_BATCH_ATTEMPTS = 10
+
+
+class TrackingProcessRecorder(Protocol):
+    """What eventshop's process recorders add to eventsourcing's."""
+
+    def ensure_tracking(self, leader: str) -> None: ...
+
+    def max_tracking_id(self, application_name: str) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One stream a process service reacts to."""
+
+    name: str
+    follows: str
+    event_types: tuple[type, ...]
+
+
+class Batch:
+    """What reactions to one batch of events change, recorded all at once."""
+
+    def __init__(
+        self, service: ShopService[Any, Any], tracking: Tracking, expected: int
+    ) -> None:
+        self._service = service
+        self.processing = ProcessingEvent[UUID](tracking)
+        self.processing.saved_kwargs[EXPECTED_POSITION] = expected
+        self._loaded: dict[UUID, Aggregate] = {}
+
+    def load(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
+        """The aggregate as this batch has left it (None if it does not exist):
+        two events of one batch reacting on the same aggregate see each other."""
+        aggregate = self._loaded.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self._service.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            self._loaded[aggregate_id] = aggregate
+        if not isinstance(aggregate, kind):
+            return None
+        return aggregate
+
+    def record(self, *aggregates: Aggregate) -> None:
+        """Takes the aggregates' new events into the batch, stamped with the
+        metadata of the reaction that caused them."""
+        already = len(self.processing.events)
+        self.processing.collect_events(*aggregates)
+        stamp_metadata(self.processing.events[already:])
+        for aggregate in aggregates:
+            self._loaded[aggregate.id] = aggregate
+
+
+Reaction = Callable[[Any, Any, Batch], None]
+
+
+class ProcessService(ShopService[A, K]):
+    """A service whose store also records how far it has reacted to others."""
+
+    subscriptions: ClassVar[tuple[Subscription, ...]] = ()
+    _reactions: ClassVar[dict[type, Reaction]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._reactions = handlers_of(cls)
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> TrackingProcessRecorder:
+        return cast(TrackingProcessRecorder, self.recorder)
+
+    def react(self, event: object, batch: Batch) -> None:
+        reaction = self._reactions.get(type(event))
+        if reaction is not None:
+            reaction(self, event, batch)
+
+    def record_batch(self, batch: Batch) -> None:
+        self._record(batch.processing)
+        self._take_snapshots(batch.processing)
+
+
+class ProcessSubscriber:
+    """Hosts one subscription of a process service in a runner."""
+
+    def __init__(
+        self,
+        service: ProcessService[Any, Any],
+        subscription: Subscription,
+        report: Callable[[str, str, str | None], None],
+    ) -> None:
+        self.service = service
+        self.subscription = subscription
+        self._report = report
+        self._has_tracking_row = False
+
+    @property
+    def name(self) -> str:
+        return self.subscription.name
+
+    @property
+    def follows(self) -> str:
+        return self.subscription.follows
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(get_topic(kind) for kind in self.subscription.event_types)
+
+    @property
+    def actor(self) -> str:
+        return f"process:{self.name}"
+
+    def position(self) -> int | None:
+        recorder = self.service.process_recorder
+        if not self._has_tracking_row:
+            recorder.ensure_tracking(self.follows)
+            self._has_tracking_row = True
+        return recorder.max_tracking_id(self.follows)
+
+    def process(
+        self,
+        events: Sequence[object],
+        *,
+        expected_position: int | None,
+        new_position: int,
+    ) -> bool:
+        tracking = Tracking(self.follows, new_position)
+        for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
+            batch = Batch(self.service, tracking, expected_position or 0)
+            for event in events:
+                with caused_by(event, self.actor):  # type: ignore[arg-type]
+                    self.service.react(event, batch)
+            try:
+                self.service.record_batch(batch)
+            except PositionMovedError:
+                return False
+            except RecordConflictError:
+                # A command changed one of the batch's aggregates meanwhile.
+                if attempt == MAX_BATCH_ATTEMPTS:
+                    raise
+                continue
+            return True
+        return False
+
+    def report(self, state: str, error: str | None = None) -> None:
+        self._report(self.name, state, error)
