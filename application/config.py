@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
 DATA_DIR_VARIABLE = "EVENTSHOP_DATA_DIR"
+PAYMENT_TIMEOUT_VARIABLE = "EVENTSHOP_PAYMENT_TIMEOUT_SECONDS"
 DEFAULT_DATA_DIR = Path("eventshop-data")
 
 _SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -79,6 +80,16 @@ class Settings:
         """Reads the URL (or the environment) and returns validated settings.
         A ``data_dir`` without a URL means SQLite in that folder, whatever the
         environment says."""
+        settings = cls._storage(database_url, data_dir)
+        payment_timeout = _payment_timeout_from_environment()
+        if payment_timeout is not None:
+            settings = replace(settings, payment_timeout=payment_timeout)
+        return settings
+
+    @classmethod
+    def _storage(
+        cls, database_url: str | None, data_dir: str | Path | None
+    ) -> Settings:
         if database_url is None and data_dir is not None:
             return cls(engine="sqlite", data_dir=Path(data_dir))
         url = database_url or os.environ.get(DATABASE_URL_VARIABLE) or ""
@@ -136,6 +147,23 @@ _PERSISTENCE_MODULES: dict[Engine, str] = {
     "sqlite": "application.persistence.sqlite:SQLiteFactory",
     "postgres": "application.persistence.postgres:PostgresFactory",
 }
+
+
+def _payment_timeout_from_environment() -> timedelta | None:
+    """``EVENTSHOP_PAYMENT_TIMEOUT_SECONDS`` (so worker processes can share a
+    shop's timing without code)."""
+    raw = os.environ.get(PAYMENT_TIMEOUT_VARIABLE)
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{PAYMENT_TIMEOUT_VARIABLE}={raw!r} is not a number of seconds"
+        ) from None
+    if not 0 < seconds < 10**9:
+        raise ConfigurationError(f"{PAYMENT_TIMEOUT_VARIABLE} must be positive")
+    return timedelta(seconds=seconds)
 
 
 def _sqlite_dir(url: str, data_dir: str | Path | None) -> Path:

@@ -20,7 +20,12 @@ import pytest
 from psycopg import sql
 
 from application import Shop
-from application.config import DATA_DIR_VARIABLE, DATABASE_URL_VARIABLE, Settings
+from application.config import (
+    DATA_DIR_VARIABLE,
+    DATABASE_URL_VARIABLE,
+    PAYMENT_TIMEOUT_VARIABLE,
+    Settings,
+)
 
 POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
 POSTGRES_URL = os.environ.get(
@@ -101,6 +106,7 @@ def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     tests of those variables set them themselves."""
     monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
     monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
+    monkeypatch.delenv(PAYMENT_TIMEOUT_VARIABLE, raising=False)
 
 
 @pytest.fixture
