@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 
 from rich.console import Console
 from rich.progress import (
@@ -23,8 +26,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from application.config import ConfigurationError, Settings
-from application.demo import CATALOGUE, run_demo
+from application.config import (
+    PAYMENT_TIMEOUT_VARIABLE,
+    ConfigurationError,
+    Settings,
+)
+from application.demo import DEMO_PAYMENT_TIMEOUT, SKUS, DemoReport, run_demo
+from application.dto import StockView
 from application.hosting import declared_subscribers, run_worker
 from application.inspection import subscriber_statuses, topology, topology_mermaid
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
@@ -54,9 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demo workload and summarise it")
     _add_storage_options(demo)
-    demo.add_argument("--customers", type=int, default=40)
-    demo.add_argument("--workers", type=int, default=4)
+    demo.add_argument("--customers", type=int, default=60)
+    demo.add_argument(
+        "--threads", type=int, default=4, help="customers shopping at once"
+    )
     demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument(
+        "--subscribers",
+        choices=["embedded", "workers"],
+        default="embedded",
+        help="run the read models and process managers in this process, or "
+        "start one `eventshop worker` process per subscriber",
+    )
     demo.set_defaults(handler=demo_command)
 
     worker = commands.add_parser(
@@ -84,37 +101,80 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo_command(args: argparse.Namespace, console: Console) -> int:
-    settings = _settings(args)
-    console.print(f"[bold]eventshop demo[/] on {settings.describe()}")
-    with (
-        Shop(settings=settings) as shop,
-        Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-    ):
+    settings = replace(_settings(args), payment_timeout=DEMO_PAYMENT_TIMEOUT)
+    hosting = "worker processes" if args.subscribers == "workers" else "this process"
+    console.print(
+        f"[bold]eventshop demo[/] on {settings.describe()}; subscribers in {hosting}"
+    )
+    with contextlib.ExitStack() as stack:
+        if args.subscribers == "workers":
+            stack.enter_context(demo_workers(settings, console))
+        shop = stack.enter_context(
+            Shop(settings=settings, subscribers=args.subscribers)
+        )
+        progress = stack.enter_context(
+            Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            )
+        )
         task = progress.add_task("customers shopping", total=args.customers)
         report = run_demo(
             shop,
             customers=args.customers,
-            workers=args.workers,
+            threads=args.threads,
             seed=args.seed,
             on_progress=lambda: progress.advance(task),
         )
-        stock = [shop.get_stock(sku) for sku, *_ in CATALOGUE]
-        heads = shop.log_heads()
+        stock = [shop.get_stock(sku) for sku in SKUS]
+    print_demo_report(console, report, stock)
+    return 0 if report.ok else 1
 
-    summary = Table(title="Customers", show_header=False)
+
+@contextlib.contextmanager
+def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
+    """One ``eventshop worker`` process per subscriber, for the demo's duration."""
+    storage = ["--database-url", settings.database_url()]
+    env = {
+        **os.environ,
+        PAYMENT_TIMEOUT_VARIABLE: str(settings.payment_timeout.total_seconds()),
+    }
+    names = [subscriber.name for subscriber in declared_subscribers()]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "application.cli", "worker", name, *storage],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in names
+    ]
+    console.print(f"started {len(workers)} workers: {', '.join(names)}")
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(timeout=30)
+
+
+def print_demo_report(
+    console: Console, report: DemoReport, stock: Sequence[StockView]
+) -> None:
+    summary = Table(title="Customers and orders", show_header=False)
     summary.add_row("customers", str(report.customers))
-    summary.add_row("carts checked out", str(report.checked_out))
+    summary.add_row("carts checked out", str(len(report.checked_out)))
     summary.add_row("carts abandoned", str(report.abandoned))
-    summary.add_row("lines added", str(report.lines_added))
-    summary.add_row("value checked out", f"{report.cart_value:.2f}")
+    for outcome, count in sorted(report.orders_by_outcome.items()):
+        summary.add_row(f"orders {outcome}", str(count))
+    summary.add_row("commands", str(report.commands))
     summary.add_row("wall time", f"{report.seconds:.2f} s")
+    summary.add_row("throughput", f"{report.commands / report.seconds:.0f} commands/s")
     console.print(summary)
 
     stock_table = Table(title="Stock")
@@ -133,19 +193,27 @@ def demo_command(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(stock_table)
 
-    events = Table(title="Event store")
+    events = Table(title="Events stored by this run")
     events.add_column("service")
-    events.add_column("log head (events stored)", justify="right")
-    for name, head in heads.items():
-        events.add_row(name, str(head))
+    events.add_column("events", justify="right")
+    events.add_column("events/s", justify="right")
+    for name, count in report.events_stored.items():
+        events.add_row(name, str(count), f"{count / report.seconds:.0f}")
     console.print(events)
 
+    checks = Table(title="Invariants")
+    checks.add_column("check")
+    checks.add_column("result")
+    checks.add_column("detail")
+    for check in report.invariants:
+        checks.add_row(
+            check.name, "[green]ok[/]" if check.ok else "[red]FAILED[/]", check.detail
+        )
+    console.print(checks)
     if report.errors:
         console.print(f"[red]{len(report.errors)} customer visits failed:[/]")
         for error in report.errors[:10]:
             console.print(f"  {error}")
-        return 1
-    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
 DATA_DIR_VARIABLE = "EVENTSHOP_DATA_DIR"
@@ -131,6 +131,20 @@ class Settings:
             )
         env.update(self.extra_env)
         return env
+
+    def database_url(self) -> str:
+        """The URL that gives another process these storage settings."""
+        if self.engine == "sqlite":
+            return f"sqlite:///{self.data_dir.resolve()}"
+        pg = self.postgres
+        assert pg is not None
+        credentials = quote(pg.user, safe="")
+        if pg.password:
+            credentials += ":" + quote(pg.password, safe="")
+        return (
+            f"postgresql://{credentials}@{pg.host}:{pg.port}/{quote(pg.dbname)}"
+            f"?schema={pg.schema}"
+        )
 
     def describe(self) -> str:
         """Where the data is, without the password."""

@@ -1,8 +1,10 @@
-"""The demo workload: a small shop day on the embedded default (or any store).
+"""The demo workload: a busy day of a small shop, then proof that it added up.
 
-Registers products, receives stock, lets several customers fill and check out
-carts concurrently, then prints what happened and how many events each service
-stored.
+Many customers shop at once against limited stock, so some orders are rejected;
+then customers pay, some orders ship, some are cancelled and a few are never
+paid, so their payment deadline expires and cancels them. At the end the demo
+checks the invariants (stock conserved, every checkout resolved exactly once,
+views equal to a rebuild from the log).
 """
 
 from __future__ import annotations
@@ -11,99 +13,187 @@ import contextlib
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
+from uuid import UUID
 
+from application.invariants import InvariantCheck, check_invariants
 from application.shop import Shop
-from domain.errors import ProductAlreadyRegisteredError
+from domain.errors import OrderStateError, ProductAlreadyRegisteredError
+from domain.values import order_id_for_cart
 
 CATALOGUE: tuple[tuple[str, str, Decimal, int], ...] = (
-    ("TEA-EARLGREY", "Earl Grey tea, 100 g", Decimal("4.50"), 120),
-    ("TEA-SENCHA", "Sencha green tea, 100 g", Decimal("6.20"), 80),
-    ("MUG-STONE", "Stoneware mug", Decimal("12.00"), 40),
-    ("POT-CAST", "Cast-iron teapot", Decimal("39.90"), 12),
-    ("STRAINER", "Steel tea strainer", Decimal("3.75"), 60),
-    ("HONEY-500", "Wildflower honey, 500 g", Decimal("8.40"), 30),
+    ("TEA-EARLGREY", "Earl Grey tea, 100 g", Decimal("4.50"), 60),
+    ("TEA-SENCHA", "Sencha green tea, 100 g", Decimal("6.20"), 40),
+    ("MUG-STONE", "Stoneware mug", Decimal("12.00"), 20),
+    ("POT-CAST", "Cast-iron teapot", Decimal("39.90"), 6),
+    ("STRAINER", "Steel tea strainer", Decimal("3.75"), 30),
+    ("HONEY-500", "Wildflower honey, 500 g", Decimal("8.40"), 15),
 )
+SKUS = tuple(sku for sku, *_ in CATALOGUE)
+
+# Short, so that the demo sees an unpaid order expire within its run.
+DEMO_PAYMENT_TIMEOUT = timedelta(seconds=3)
+DEADLINE_REASON_PREFIX = "payment not received"
 
 
 @dataclass
 class DemoReport:
     customers: int
-    checked_out: int = 0
+    checked_out: list[UUID] = field(default_factory=list)
     abandoned: int = 0
-    lines_added: int = 0
-    cart_value: Decimal = Decimal("0.00")
+    commands: int = 0
+    left_unpaid: list[UUID] = field(default_factory=list)
+    orders_by_outcome: Counter[str] = field(default_factory=Counter)
+    events_stored: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    invariants: list[InvariantCheck] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def expired(self) -> int:
+        return self.orders_by_outcome.get("expired", 0)
 
-def stock_up(shop: Shop) -> None:
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(check.ok for check in self.invariants)
+
+
+def stock_up(shop: Shop) -> int:
     """Registers the catalogue (once per store) and receives a delivery."""
+    commands = 0
     for sku, name, price, delivery in CATALOGUE:
         with contextlib.suppress(ProductAlreadyRegisteredError):
             shop.register_product(sku, name, price)
         shop.receive_stock(sku, delivery)
+        commands += 2
+    return commands
 
 
-def shop_as_customer(shop: Shop, customer_id: str, rng: random.Random) -> DemoReport:
-    """One customer's visit: fill a cart, maybe change their mind, check out."""
-    report = DemoReport(customers=1)
+def visit(shop: Shop, customer_id: str, rng: random.Random) -> tuple[UUID | None, int]:
+    """One customer fills a cart, may change their mind, and checks out (or
+    walks away). Returns the checked-out cart, if any, and the commands issued."""
     cart_id = shop.open_cart(customer_id)
-    picks = rng.sample(CATALOGUE, k=rng.randint(1, 4))
-    for sku, _name, _price, _delivery in picks:
-        shop.add_to_cart(cart_id, sku, rng.randint(1, 3))
-        report.lines_added += 1
-    if len(picks) > 1 and rng.random() < 0.3:
-        shop.remove_from_cart(cart_id, picks[-1][0])
-    if rng.random() < 0.3:
-        shop.change_quantity(cart_id, picks[0][0], rng.randint(1, 5))
-    if rng.random() < 0.1:
+    commands = 1
+    picks = rng.sample(SKUS, k=rng.randint(1, 3))
+    for sku in picks:
+        shop.add_to_cart(cart_id, sku, rng.randint(1, 4))
+        commands += 1
+    if len(picks) > 1 and rng.random() < 0.2:
+        shop.remove_from_cart(cart_id, picks[-1])
+        commands += 1
+    if rng.random() < 0.2:
+        shop.change_quantity(cart_id, picks[0], rng.randint(1, 5))
+        commands += 1
+    if rng.random() < 0.08:
         shop.abandon_cart(cart_id)
-        report.abandoned = 1
-        return report
+        return None, commands + 1
     shop.checkout(cart_id)
-    report.checked_out = 1
-    report.cart_value = shop.get_cart(cart_id).total
-    return report
+    return cart_id, commands + 1
+
+
+def settle(shop: Shop, order_id: UUID, rng: random.Random) -> tuple[str, int]:
+    """What happens to a confirmed order: shipped, paid, cancelled or unpaid."""
+    roll = rng.random()
+    if roll < 0.55:
+        shop.pay_order(order_id)
+        shop.ship_order(order_id)
+        return "shipped", 2
+    if roll < 0.75:
+        shop.pay_order(order_id)
+        return "paid", 1
+    if roll < 0.9:
+        shop.cancel_order(order_id, "customer changed their mind")
+        return "cancelled", 1
+    return "unpaid", 0
 
 
 def run_demo(
     shop: Shop,
     *,
-    customers: int = 40,
-    workers: int = 4,
+    customers: int = 60,
+    threads: int = 4,
     seed: int | None = None,
     on_progress: Callable[[], None] = lambda: None,
+    verify_views: bool = True,
 ) -> DemoReport:
-    """Runs the workload and returns what happened."""
+    """Runs the workload on ``shop`` (whose subscribers must be running, here
+    or in workers) and returns what happened, invariants included."""
     started = time.perf_counter()
-    stock_up(shop)
+    heads_before = shop.log_heads()
+    report = DemoReport(customers=customers)
+    report.commands += stock_up(shop)
     run_id = uuid.uuid4().hex[:6]
     base_seed = random.randrange(2**32) if seed is None else seed
-    total = DemoReport(customers=customers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        visits = [
             pool.submit(
-                shop_as_customer,
-                shop,
-                f"customer-{run_id}-{number:03d}",
-                random.Random(base_seed + number),
+                visit, shop, f"customer-{run_id}-{n:03d}", random.Random(base_seed + n)
             )
-            for number in range(customers)
+            for n in range(customers)
         ]
-        for future in as_completed(futures):
+        for future in as_completed(visits):
             try:
-                visit = future.result()
+                cart_id, commands = future.result()
             except Exception as error:  # reported below; the demo then fails
-                total.errors.append(f"{type(error).__name__}: {error}")
+                report.errors.append(f"{type(error).__name__}: {error}")
             else:
-                total.checked_out += visit.checked_out
-                total.abandoned += visit.abandoned
-                total.lines_added += visit.lines_added
-                total.cart_value += visit.cart_value
+                report.commands += commands
+                if cart_id is None:
+                    report.abandoned += 1
+                else:
+                    report.checked_out.append(cart_id)
             on_progress()
-    total.seconds = time.perf_counter() - started
-    return total
+    shop.wait_until_processed(timeout=120)
+
+    rng = random.Random(base_seed)
+    confirmed = [
+        order_id
+        for order_id in map(order_id_for_cart, report.checked_out)
+        if shop.get_order(order_id).status == "confirmed"
+    ]
+    for index, order_id in enumerate(confirmed):
+        # At least one order is left unpaid, so a deadline expires every run.
+        try:
+            outcome, commands = (
+                ("unpaid", 0) if index == 0 else settle(shop, order_id, rng)
+            )
+        except OrderStateError:
+            # Its payment deadline fired first: that is the point of deadlines.
+            outcome, commands = "too late", 1
+        report.commands += commands
+        if outcome == "unpaid":
+            report.left_unpaid.append(order_id)
+    _wait_for_deadlines(shop, report.left_unpaid)
+
+    for cart_id in report.checked_out:
+        order = shop.get_order(order_id_for_cart(cart_id))
+        expired = order.status == "cancelled" and (
+            order.cancellation_reason or ""
+        ).startswith(DEADLINE_REASON_PREFIX)
+        report.orders_by_outcome["expired" if expired else order.status] += 1
+    heads_after = shop.log_heads()
+    report.events_stored = {
+        name: heads_after[name] - heads_before.get(name, 0) for name in heads_after
+    }
+    report.seconds = time.perf_counter() - started
+    report.invariants = check_invariants(
+        shop, SKUS, report.checked_out, compare_views=verify_views
+    )
+    return report
+
+
+def _wait_for_deadlines(shop: Shop, unpaid: list[UUID]) -> None:
+    """Waits (bounded) until every unpaid order's deadline has fired."""
+    timeout = shop.settings.payment_timeout.total_seconds() + 30
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shop.wait_until_processed(timeout=60)
+        if all(shop.get_order(order).status != "confirmed" for order in unpaid):
+            return
+        time.sleep(0.2)

@@ -8,12 +8,10 @@ from application.config import Settings
 from application.services import Inventory
 
 
-def write_stock_events(
-    database_url: str, data_dir: str | None, sku: str, count: int, start: Barrier
-) -> int:
+def write_stock_events(database_url: str, sku: str, count: int, start: Barrier) -> int:
     """Registers ``sku`` then receives one unit ``count`` times; returns the
     number of events written."""
-    settings = Settings.from_url(database_url or None, data_dir=data_dir)
+    settings = Settings.from_url(database_url)
     inventory = Inventory(settings)
     try:
         start.wait()

@@ -16,26 +16,10 @@ from projections.stock import StockLevels
 from projections.store import ViewStore
 
 
-def settings_url(settings: Settings) -> str:
-    """A database URL that gives another process the same settings ('' = SQLite)."""
-    if settings.engine == "sqlite":
-        return ""
-    pg = settings.postgres
-    assert pg is not None
-    password = f":{pg.password}" if pg.password else ""
-    return (
-        f"postgresql://{pg.user}{password}@{pg.host}:{pg.port}/{pg.dbname}"
-        f"?schema={pg.schema}"
-    )
-
-
 def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
     """``eventshop worker NAME`` in a child process on the same store."""
     command = [sys.executable, "-m", "application.cli", "worker", name]
-    if settings.engine == "sqlite":
-        command += ["--data-dir", str(settings.data_dir)]
-    else:
-        command += ["--database-url", settings_url(settings)]
+    command += ["--database-url", settings.database_url()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("EVENTSHOP_DATABASE_URL", None)
     return subprocess.Popen(

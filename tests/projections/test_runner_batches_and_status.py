@@ -107,12 +107,7 @@ def test_topology_maps_every_handled_event_type_to_its_subscribers() -> None:
 def test_the_status_and_topology_commands_run(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if settings.engine == "sqlite":
-        storage = ["--data-dir", str(settings.data_dir)]
-    else:
-        from tests.projections.runner_testing import settings_url
-
-        storage = ["--database-url", settings_url(settings)]
+    storage = ["--database-url", settings.database_url()]
     assert main(["status", *storage]) == 0
     assert main(["topology"]) == 0
     assert main(["topology", "--mermaid"]) == 0

@@ -12,7 +12,6 @@ import pytest
 from application.config import Settings
 from application.services import Inventory
 from tests.projections.log_writers import open_shop, write_stock_events
-from tests.projections.runner_testing import settings_url
 
 WRITERS = 8
 EVENTS_PER_WRITER = 40
@@ -29,8 +28,7 @@ def test_a_tailing_reader_sees_every_event_exactly_once_while_8_processes_write(
         spawn.Process(
             target=write_stock_events,
             args=(
-                settings_url(settings),
-                str(settings.data_dir) if settings.engine == "sqlite" else None,
+                settings.database_url(),
                 f"SKU-{number}",
                 EVENTS_PER_WRITER,
                 start,
