@@ -17,6 +17,14 @@ from projections.store import SubscriberReport
 # A subscriber whose last heartbeat is older than this is taken to be gone.
 STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
+# States of an instance that holds its subscriber's position ("retrying": a
+# handler failed and it is backing off before the next attempt).
+ACTIVE_STATES = frozenset({"running", "retrying"})
+
+# States in which a subscriber handles nothing until someone acts: it crashed,
+# or it gave up on an event under the "stop" fault policy.
+STOPPED_BY_FAULT_STATES = frozenset({"failed", "halted"})
+
 
 class Declared(Protocol):
     @property
@@ -42,6 +50,15 @@ class SubscriberStatus:
     standbys: int
     error: str | None
 
+    @property
+    def error_summary(self) -> str | None:
+        """One line: where it halted and why, or the error it last hit."""
+        if not self.error:
+            return None
+        lines = self.error.strip().splitlines()
+        # A halt's report starts with its summary; a traceback ends with it.
+        return lines[0] if self.state == "halted" else lines[-1]
+
 
 def subscriber_statuses(
     subscribers: Sequence[Subscriber],
@@ -64,7 +81,7 @@ def subscriber_statuses(
             for report in instances
             if (now - report.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
         ]
-        active = [report for report in alive if report.state == "running"]
+        active = [report for report in alive if report.state in ACTIVE_STATES]
         shown = active or list(instances)
         report = shown[0] if shown else None
         statuses.append(

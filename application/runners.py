@@ -12,24 +12,39 @@ A runner reads its position, subscribes to the log after it and hands each batch
 to the subscriber, which writes the batch's effects and the new position in one
 transaction. Whatever happens (a crash, a lost lock, another instance racing
 it) the stored position is the truth it restarts from.
+
+When a handler raises, the runner follows the subscriber's
+:class:`~application.config.FaultPolicy`: it retries the batch with backoff
+(every attempt is a transaction of its own, so a failed one leaves nothing
+behind), then narrows the failure down to one event by trying the batch's
+events one at a time, and gives up on that event by halting before it
+(``stop``) or by parking it as a dead letter while moving past it, in one
+transaction (``park``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
 import logging
+import sqlite3
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar, Protocol
 
 import psycopg
 from eventsourcing.application import Application
+from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import Notification
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 
-from application.config import PostgresLocation
+from application.config import FaultPolicy, PostgresLocation
+from domain.dead_letter import Failure, ParkedEvent
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +52,68 @@ log = logging.getLogger(__name__)
 # whether it should stop.
 IDLE_WAIT_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
+
+# Errors of the database rather than of the event: a lost connection, a lock
+# or serialization conflict, a busy SQLite file. SQLAlchemy and eventsourcing
+# raise their own errors "from" these, so the whole chain is searched.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+    StoreOperationalError,
+    StoreInterfaceError,
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is the database's fault."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, TRANSIENT_ERRORS):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def parked_event(notification: Notification) -> ParkedEvent:
+    return ParkedEvent(
+        position=notification.id,
+        topic=notification.topic,
+        originator_id=notification.originator_id,  # type: ignore[arg-type]
+        originator_version=notification.originator_version,
+    )
+
+
+class SubscriberHaltedError(RuntimeError):
+    """A subscriber with the ``stop`` policy gave up on an event: it handles
+    nothing after it until it is restarted (after the fault is fixed)."""
+
+    def __init__(
+        self,
+        subscriber: str,
+        position: int,
+        event: ParkedEvent | None,
+        attempts: int,
+        error: BaseException,
+    ) -> None:
+        self.subscriber = subscriber
+        self.position = position
+        """Of the event it halted before (or, with no event to blame, of the
+        position it failed to move to)."""
+        self.event = event
+        self.attempts = attempts
+        self.error = error
+        at = f"position {position}" if event is None else str(event)
+        super().__init__(
+            f"{subscriber} halted at {at} after {attempts} attempts: "
+            f"{Failure.of(error).error}"
+        )
+
+    def report(self) -> str:
+        """What ``eventshop status`` shows: this message, then the traceback."""
+        return f"{self}\n{Failure.of(self.error).traceback}"
 
 
 class Subscriber(Protocol):
@@ -66,6 +143,12 @@ class Subscriber(Protocol):
         """Handles ``events`` and moves the position, atomically; False if the
         stored position was not ``expected_position`` (nothing written)."""
 
+    def park(
+        self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
+    ) -> bool:
+        """Records a dead letter of the event at ``parked.position`` and moves
+        the position there, atomically; False (nothing written) as ``process``."""
+
     def report(self, state: str, error: str | None = None) -> None:
         """Records the runner's state and heartbeat for ``eventshop status``."""
 
@@ -94,36 +177,101 @@ class Unshared:
         pass
 
 
+class _LockSession:
+    """One PostgreSQL session per process and server that holds every advisory
+    lock this process's subscribers take: one connection instead of one per
+    subscriber. When the session dies the server drops all its locks, and every
+    holder here learns it at its next check."""
+
+    _sessions: ClassVar[dict[str, _LockSession]] = {}
+    _sessions_lock = threading.Lock()
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
+        self._held: set[int] = set()
+
+    @classmethod
+    def for_server(cls, conninfo: str) -> _LockSession:
+        with cls._sessions_lock:
+            if conninfo not in cls._sessions:
+                cls._sessions[conninfo] = cls(conninfo)
+            return cls._sessions[conninfo]
+
+    def try_lock(self, key: int) -> bool:
+        with self._lock:
+            # Advisory locks are re-entrant within a session; a second holder
+            # in this process must wait like one in another process.
+            if key in self._held:
+                return False
+            connection = self._connect()
+            row = connection.execute(
+                "SELECT pg_try_advisory_lock(%s)", (key,)
+            ).fetchone()
+            if row is not None and row[0] is True:
+                self._held.add(key)
+                return True
+            return False
+
+    def holds(self, key: int) -> bool:
+        with self._lock:
+            if key not in self._held or self._connection is None:
+                return False
+            try:
+                self._connection.execute("SELECT 1")
+            except psycopg.Error:
+                self._forget()
+                return False
+            return True
+
+    def unlock(self, key: int) -> None:
+        with self._lock:
+            if key in self._held and self._connection is not None:
+                self._held.discard(key)
+                with contextlib.suppress(psycopg.Error):
+                    self._connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._connection is None or self._connection.closed:
+            self._forget()
+            self._connection = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=5
+            )
+        return self._connection
+
+    def _forget(self) -> None:
+        """The session is gone, and with it every lock it held."""
+        if self._connection is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._connection.close()
+        self._connection = None
+        self._held.clear()
+
+
 class AdvisoryLockLeadership:
     """At most one active instance per subscriber across every process on the
-    PostgreSQL server: a session-level advisory lock on a connection of its own."""
+    PostgreSQL server: a session-level advisory lock, taken on this process's
+    shared lock session."""
 
     retry_seconds = 0.5
 
     def __init__(self, location: PostgresLocation, subscriber: str) -> None:
-        self._conninfo = location.conninfo()
+        self._session = _LockSession.for_server(location.conninfo())
         # Advisory locks are per database, so the schema is part of the name:
         # two shops in two schemas of one database must not block each other.
         scope = f"eventshop subscriber {location.dbname}.{location.schema}.{subscriber}"
         digest = hashlib.blake2b(scope.encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
-        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
 
     def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
         last_waiting = 0.0
         while not stopping.is_set():
             try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = psycopg.connect(
-                        self._conninfo, autocommit=True, connect_timeout=5
-                    )
-                row = self._connection.execute(
-                    "SELECT pg_try_advisory_lock(%s)", (self.key,)
-                ).fetchone()
-                if row is not None and row[0] is True:
+                if self._session.try_lock(self.key):
                     return True
             except psycopg.OperationalError:
-                self._drop_connection()
+                log.warning("lock session lost; retrying", exc_info=True)
             if time.monotonic() - last_waiting > HEARTBEAT_SECONDS:
                 waiting()
                 last_waiting = time.monotonic()
@@ -131,41 +279,52 @@ class AdvisoryLockLeadership:
         return False
 
     def is_held(self) -> bool:
-        connection = self._connection
-        if connection is None or connection.closed:
-            return False
-        try:
-            connection.execute("SELECT 1")
-        except psycopg.Error:
-            self._drop_connection()
-            return False
-        return True
+        return self._session.holds(self.key)
 
     def release(self) -> None:
-        connection = self._connection
-        if connection is not None and not connection.closed:
-            with contextlib.suppress(psycopg.Error):
-                connection.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        self._drop_connection()
+        self._session.unlock(self.key)
 
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self._connection = None
+
+class _Outcome(enum.Enum):
+    APPLIED = "applied"
+    RESYNC = "resync"
+    """The stored position moved under us, or the runner is stopping."""
+
+
+@dataclass(frozen=True)
+class _GaveUp:
+    """An attempt that kept failing with errors of its own."""
+
+    error: BaseException
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Culprit:
+    """The first event of a batch that fails on its own."""
+
+    index: int
+    position: int | None
+    """The position after the events before it, which were applied."""
+    failure: _GaveUp
 
 
 class SubscriberRunner:
-    """Runs one subscriber in a thread until stopped."""
+    """Runs one subscriber in a thread until stopped, or until it halts on an
+    event under the ``stop`` fault policy (then ``error`` is a
+    :class:`SubscriberHaltedError`)."""
 
     def __init__(
         self,
         subscriber: Subscriber,
         service: Application[Any],
         leadership: Leadership | None = None,
+        policy: FaultPolicy | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.service = service
         self.leadership = leadership or Unshared()
+        self.policy = policy or FaultPolicy()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         self._position: int | None = None
@@ -218,6 +377,12 @@ class SubscriberRunner:
                 finally:
                     self.leadership.release()
             self.subscriber.report("stopped")
+        except SubscriberHaltedError as halt:
+            self.error = halt
+            log.error("%s", halt)
+            self._report("halted", halt.report())
+            with self._progress:
+                self._progress.notify_all()
         except BaseException as error:
             self.error = error
             log.exception("subscriber %s failed", self.name)
@@ -226,10 +391,7 @@ class SubscriberRunner:
                 self._progress.notify_all()
 
     def _report_failure(self, error: BaseException) -> None:
-        try:
-            self.subscriber.report("failed", "".join(traceback.format_exception(error)))
-        except Exception:
-            log.exception("could not record the failure of %s", self.name)
+        self._report("failed", "".join(traceback.format_exception(error)))
 
     def _follow(self) -> None:
         """Follows the log until stopped, the lock is lost, or the stored
@@ -237,7 +399,6 @@ class SubscriberRunner:
         position = self.subscriber.position()
         self._advance(position)
         topics = self.subscriber.topics
-        mapper = self.service.mapper
         last_heartbeat = time.monotonic()
         with self.service.recorder.subscribe(gt=position) as subscription:
             while not self.stopping.is_set():
@@ -254,18 +415,156 @@ class SubscriberRunner:
                     last_heartbeat = time.monotonic()
                 if not batch:
                     continue
-                events = [
-                    mapper.to_domain_event(notification)
+                handled = [
+                    notification
                     for notification in batch
                     if notification.topic in topics
                 ]
                 new_position = batch[-1].id
-                if not self.subscriber.process(
-                    events, expected_position=position, new_position=new_position
-                ):
+                if not self._deliver(handled, position, new_position):
                     return
                 position = new_position
                 self._advance(position)
+
+    # -- fault handling ------------------------------------------------------
+
+    def _deliver(
+        self,
+        notifications: Sequence[Notification],
+        position: int | None,
+        new_position: int,
+    ) -> bool:
+        """Handles ``notifications`` and moves the position to ``new_position``
+        as the fault policy says; False if the runner must resync (or stop).
+        Raises :class:`SubscriberHaltedError` when it gives up under ``stop``."""
+        pending = list(notifications)
+        while pending or position != new_position:
+            outcome = self._retrying(
+                partial(self._process, pending, position, new_position)
+            )
+            if outcome is _Outcome.APPLIED:
+                return True
+            if outcome is _Outcome.RESYNC:
+                return False
+            if not pending:
+                # Nothing to blame or to park: only the position failed to move.
+                raise SubscriberHaltedError(
+                    self.name, new_position, None, outcome.attempts, outcome.error
+                )
+            if len(pending) == 1:
+                culprit = _Culprit(0, position, outcome)
+            else:
+                found = self._one_at_a_time(pending, position)
+                if found is _Outcome.RESYNC:
+                    return False
+                if found is _Outcome.APPLIED:
+                    # The batch failed as a whole but not event by event.
+                    position = pending[-1].id
+                    pending = []
+                    continue
+                culprit = found
+            failing = pending[culprit.index]
+            if not self._give_up(failing, culprit.position, culprit.failure):
+                return False
+            position = failing.id
+            self._advance(position)
+            pending = pending[culprit.index + 1 :]
+        return True
+
+    def _one_at_a_time(
+        self, notifications: Sequence[Notification], position: int | None
+    ) -> _Outcome | _Culprit:
+        """Applies the events one transaction each, up to the first that keeps
+        failing on its own."""
+        for index, notification in enumerate(notifications):
+            outcome = self._retrying(
+                partial(self._process, [notification], position, notification.id)
+            )
+            if isinstance(outcome, _GaveUp):
+                return _Culprit(index, position, outcome)
+            if outcome is _Outcome.RESYNC:
+                return outcome
+            position = notification.id
+            self._advance(position)
+        return _Outcome.APPLIED
+
+    def _give_up(
+        self, notification: Notification, position: int | None, failure: _GaveUp
+    ) -> bool:
+        """Halts before ``notification``, or parks it and moves past it (False:
+        the position moved meanwhile, resync)."""
+        parked = parked_event(notification)
+        if self.policy.on_failure == "stop":
+            raise SubscriberHaltedError(
+                self.name, parked.position, parked, failure.attempts, failure.error
+            )
+        log.error(
+            "%s parks %s after %s attempts",
+            self.name,
+            parked,
+            failure.attempts,
+            exc_info=failure.error,
+        )
+        outcome = self._retrying(
+            partial(
+                self.subscriber.park,
+                parked,
+                Failure.of(failure.error),
+                expected_position=position,
+            )
+        )
+        if isinstance(outcome, _GaveUp):
+            raise SubscriberHaltedError(
+                self.name, parked.position, parked, outcome.attempts, outcome.error
+            ) from failure.error
+        return outcome is _Outcome.APPLIED
+
+    def _process(
+        self,
+        notifications: Sequence[Notification],
+        position: int | None,
+        new_position: int,
+    ) -> bool:
+        # Decoded on every attempt: an event that cannot be decoded is a
+        # failing event like any other.
+        events = [
+            self.service.mapper.to_domain_event(notification)
+            for notification in notifications
+        ]
+        return self.subscriber.process(
+            events, expected_position=position, new_position=new_position
+        )
+
+    def _retrying(self, attempt: Callable[[], bool]) -> _Outcome | _GaveUp:
+        """Runs ``attempt`` (one transaction) until it succeeds, with backoff
+        after each failure; gives up after ``policy.attempts`` failures of its
+        own. Database errors are retried for as long as they last."""
+        failures = 0
+        counted = 0
+        while True:
+            try:
+                done = attempt()
+            except Exception as error:
+                failures += 1
+                if not is_transient(error):
+                    counted += 1
+                    if counted >= self.policy.attempts:
+                        return _GaveUp(error, counted)
+                log.warning("%s: attempt %s failed: %s", self.name, failures, error)
+                self._report("retrying", Failure.of(error).traceback)
+                if self.stopping.wait(self.policy.delay(failures)):
+                    return _Outcome.RESYNC
+                continue
+            if failures:
+                self._report("running")
+            return _Outcome.APPLIED if done else _Outcome.RESYNC
+
+    def _report(self, state: str, error: str | None = None) -> None:
+        # The database may be what failed; reporting must not make it worse.
+        try:
+            self.subscriber.report(state, error)
+        except Exception:
+            log.exception("could not record the state of %s", self.name)
 
     def _advance(self, position: int | None) -> None:
         with self._progress:

@@ -8,6 +8,7 @@ caller never has to parse a message.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from uuid import UUID
 
 
@@ -142,6 +143,24 @@ class OrderStateError(StateError):
         super().__init__(f"cannot {command} order {order_id}: it is {status}")
 
 
+class PaymentNotOverdueError(StateError):
+    """The order has no payment deadline, or it has not passed yet."""
+
+    def __init__(
+        self, order_id: UUID, payment_due_at: datetime | None, now: datetime
+    ) -> None:
+        self.order_id = order_id
+        self.payment_due_at = payment_due_at
+        self.now = now
+        if payment_due_at is None:
+            problem = "it has no payment deadline"
+        else:
+            problem = f"payment is due by {payment_due_at.isoformat()}"
+        super().__init__(
+            f"order {order_id} is not overdue at {now.isoformat()}: {problem}"
+        )
+
+
 class AllocationStateError(StateError):
     """The order's allocation is not in a status that allows this step."""
 
@@ -198,3 +217,34 @@ class ConcurrencyConflictError(ShopError):
             f"aggregate {aggregate_id} changed concurrently {attempts} times; "
             "the command was not applied"
         )
+
+
+# -- dead letters --------------------------------------------------------------
+
+
+class DeadLetterNotFoundError(NotFoundError):
+    """No dead letter has this id."""
+
+    def __init__(self, dead_letter_id: UUID) -> None:
+        self.dead_letter_id = dead_letter_id
+        super().__init__(f"dead letter {dead_letter_id} not found")
+
+
+class DeadLetterStateError(StateError):
+    """The dead letter is no longer parked, or cannot be retried where it is."""
+
+    def __init__(self, dead_letter_id: UUID, action: str, problem: str) -> None:
+        self.dead_letter_id = dead_letter_id
+        self.action = action
+        self.problem = problem
+        super().__init__(f"cannot {action} dead letter {dead_letter_id}: {problem}")
+
+
+class DeadLetterRetryFailedError(ShopError):
+    """Handling a dead letter's event failed again; it stays parked with the
+    new error, and nothing of the attempt was written."""
+
+    def __init__(self, dead_letter_id: UUID, error: str) -> None:
+        self.dead_letter_id = dead_letter_id
+        self.error = error
+        super().__init__(f"retry of dead letter {dead_letter_id} failed: {error}")

@@ -5,6 +5,10 @@ A batch of events and the position it brings a subscriber to are written in one
 transaction, and only if the stored position is still the one the subscriber
 started from; so a crash, a redelivery or a second instance of the same
 subscriber can never apply an event twice or skip one.
+
+An event a read model gives up on is parked as a row of the dead-letter table,
+written in the transaction that moves its position past the event; a retry
+handles it and marks the row retried in one transaction, under the row's lock.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
@@ -28,9 +33,11 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
+    Uuid,
     func,
     insert,
     inspect,
@@ -40,6 +47,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from domain.dead_letter import (
+    DeadLetterStatus,
+    DeadLetterView,
+    Failure,
+    ParkedEvent,
+    dead_letter_id,
+)
+from domain.errors import (
+    DeadLetterNotFoundError,
+    DeadLetterRetryFailedError,
+    DeadLetterStateError,
+)
 from projections.base import Projection, generation_tables
 from projections.engine import WRITE_TRANSACTION
 
@@ -73,6 +92,25 @@ subscribers_table = Table(
     Column("state", String(20), nullable=False),
     Column("heartbeat_at", DateTime(timezone=True), nullable=False),
     Column("error", Text, nullable=True),
+)
+
+dead_letters_table = Table(
+    "eventshop_dead_letters",
+    system_metadata,
+    Column("dead_letter_id", Uuid, primary_key=True),
+    Column("projection", String(100), nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("service", String(100), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("event_topic", Text, nullable=False),
+    Column("originator_id", Uuid, nullable=False),
+    Column("originator_version", BigInteger, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("traceback", Text, nullable=False),
+    Column("parked_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("discard_reason", Text, nullable=True),
 )
 
 # Serializes schema changes across processes on PostgreSQL (same key as the
@@ -114,6 +152,38 @@ class SubscriberReport:
 def _as_utc(moment: datetime) -> datetime:
     # SQLite gives back naive datetimes for what was stored as UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _events_writer(
+    projection: type[Projection], generation: int, events: Sequence[object]
+) -> Callable[[Connection], None]:
+    """Writes ``events`` into one generation's tables."""
+    handler = projection(generation_tables(projection, generation))
+
+    def handle(connection: Connection) -> None:
+        for event in events:
+            handler.handle(connection, event)
+
+    return handle
+
+
+def _dead_letter_view(row: RowMapping) -> DeadLetterView:
+    resolved_at: datetime | None = row["resolved_at"]
+    return DeadLetterView(
+        dead_letter_id=row["dead_letter_id"],
+        subscriber=row["projection"],
+        service=row["service"],
+        position=row["position"],
+        event_topic=row["event_topic"],
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        error=row["error"],
+        traceback=row["traceback"],
+        parked_at=_as_utc(row["parked_at"]),
+        status=DeadLetterStatus(row["status"]),
+        resolved_at=None if resolved_at is None else _as_utc(resolved_at),
+        discard_reason=row["discard_reason"],
+    )
 
 
 def subscriber_name(projection: type[Projection], generation: int) -> str:
@@ -450,6 +520,27 @@ class ViewStore:
         the active generation was built by another ``projection.version``: the
         caller must re-read its generation and position and carry on from there.
         """
+        return self._tracked(
+            projection,
+            generation,
+            _events_writer(projection, generation, events),
+            expected_position=expected_position,
+            new_position=new_position,
+            only_if_active=only_if_active,
+        )
+
+    def _tracked(
+        self,
+        projection: type[Projection],
+        generation: int,
+        write: Callable[[Connection], None],
+        *,
+        expected_position: int | None,
+        new_position: int,
+        only_if_active: bool,
+    ) -> bool:
+        """Runs ``write`` and moves the position, in one transaction, as
+        :meth:`apply` describes."""
         try:
             with self.writer.begin() as connection:
                 if only_if_active:
@@ -459,11 +550,11 @@ class ViewStore:
                     active = self.registry(connection, projection, lock="share")
                     if active != ActiveGeneration(generation, projection.version):
                         return False
-                return self.apply_within(
+                return self._move_after(
                     connection,
                     projection,
                     generation,
-                    events,
+                    write,
                     expected_position=expected_position,
                     new_position=new_position,
                 )
@@ -484,13 +575,30 @@ class ViewStore:
         new_position: int,
     ) -> bool:
         """What :meth:`apply` does, inside the caller's write transaction."""
+        return self._move_after(
+            connection,
+            projection,
+            generation,
+            _events_writer(projection, generation, events),
+            expected_position=expected_position,
+            new_position=new_position,
+        )
+
+    def _move_after(
+        self,
+        connection: Connection,
+        projection: type[Projection],
+        generation: int,
+        write: Callable[[Connection], None],
+        *,
+        expected_position: int | None,
+        new_position: int,
+    ) -> bool:
         subscriber = subscriber_name(projection, generation)
         current = self._position(connection, subscriber, projection.follows, lock=True)
         if current != expected_position:
             return False
-        handler = projection(generation_tables(projection, generation))
-        for event in events:
-            handler.handle(connection, event)
+        write(connection)
         self._move(connection, subscriber, projection.follows, current, new_position)
         return True
 
@@ -517,6 +625,157 @@ class ViewStore:
                 )
                 .values(position=new_position)
             )
+
+    # -- dead letters ----------------------------------------------------------
+
+    def park(
+        self,
+        projection: type[Projection],
+        generation: int,
+        parked: ParkedEvent,
+        failure: Failure,
+        *,
+        expected_position: int | None,
+        only_if_active: bool = False,
+    ) -> bool:
+        """Records the event at ``parked.position`` as a dead letter of one
+        generation of a projection and moves its position there, in one
+        transaction; False, having written nothing, as :meth:`apply`."""
+        row = {
+            "dead_letter_id": dead_letter_id(
+                subscriber_name(projection, generation), parked.position
+            ),
+            "projection": projection.name,
+            "generation": generation,
+            "service": projection.follows,
+            "position": parked.position,
+            "event_topic": parked.topic,
+            "originator_id": parked.originator_id,
+            "originator_version": parked.originator_version,
+            "error": failure.error,
+            "traceback": failure.traceback,
+            "parked_at": datetime.now(UTC),
+            "status": DeadLetterStatus.PARKED.value,
+        }
+
+        def record(connection: Connection) -> None:
+            connection.execute(insert(dead_letters_table).values(**row))
+
+        return self._tracked(
+            projection,
+            generation,
+            record,
+            expected_position=expected_position,
+            new_position=parked.position,
+            only_if_active=only_if_active,
+        )
+
+    def dead_letters(self) -> list[DeadLetterView]:
+        """Every dead letter of every read model, oldest first."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(dead_letters_table).order_by(
+                    dead_letters_table.c.parked_at, dead_letters_table.c.position
+                )
+            ).all()
+        return [_dead_letter_view(row._mapping) for row in rows]
+
+    def dead_letter(self, dead_letter_id: UUID) -> DeadLetterView | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(dead_letters_table).where(
+                    dead_letters_table.c.dead_letter_id == dead_letter_id
+                )
+            ).one_or_none()
+        return None if row is None else _dead_letter_view(row._mapping)
+
+    def retry_dead_letter(
+        self, dead_letter_id: UUID, parked_event: Callable[[], object]
+    ) -> None:
+        """Handles the parked event into the generation it was parked from and
+        marks the dead letter retried, in one transaction (under the dead
+        letter's lock, so two retries cannot both apply it). That generation
+        must still serve readers: after a rebuild the new one has handled the
+        event (or parked it itself). If handling fails, nothing of it is
+        written, the dead letter keeps the new error and
+        DeadLetterRetryFailedError says so."""
+        try:
+            with self.writer.begin() as connection:
+                row = self._parked_row(connection, dead_letter_id, "retry")
+                projection = self.projections.get(row["projection"])
+                active = (
+                    None
+                    if projection is None
+                    else self.registry(connection, projection, lock="share")
+                )
+                if (
+                    projection is None
+                    or active is None
+                    or active != ActiveGeneration(row["generation"], projection.version)
+                ):
+                    raise DeadLetterStateError(
+                        dead_letter_id,
+                        "retry",
+                        f"generation {row['generation']} of {row['projection']} "
+                        "no longer serves readers with this code (rebuild it instead)",
+                    )
+                handler = projection(generation_tables(projection, row["generation"]))
+                handler.handle(connection, parked_event())
+                self._resolve(connection, dead_letter_id, DeadLetterStatus.RETRIED)
+        except (DeadLetterNotFoundError, DeadLetterStateError):
+            raise
+        except Exception as error:
+            failure = Failure.of(error)
+            with self.writer.begin() as connection:
+                connection.execute(
+                    update(dead_letters_table)
+                    .where(
+                        dead_letters_table.c.dead_letter_id == dead_letter_id,
+                        dead_letters_table.c.status == DeadLetterStatus.PARKED.value,
+                    )
+                    .values(error=failure.error, traceback=failure.traceback)
+                )
+            raise DeadLetterRetryFailedError(dead_letter_id, failure.error) from error
+
+    def discard_dead_letter(self, dead_letter_id: UUID, reason: str) -> None:
+        with self.writer.begin() as connection:
+            self._parked_row(connection, dead_letter_id, "discard")
+            self._resolve(
+                connection, dead_letter_id, DeadLetterStatus.DISCARDED, reason=reason
+            )
+
+    def _parked_row(
+        self, connection: Connection, dead_letter_id: UUID, action: str
+    ) -> RowMapping:
+        """The dead letter, locked for the rest of the transaction, if parked."""
+        query = select(dead_letters_table).where(
+            dead_letters_table.c.dead_letter_id == dead_letter_id
+        )
+        if self.is_postgres:
+            query = query.with_for_update()
+        row = connection.execute(query).one_or_none()
+        if row is None:
+            raise DeadLetterNotFoundError(dead_letter_id)
+        if row.status != DeadLetterStatus.PARKED:
+            raise DeadLetterStateError(dead_letter_id, action, f"it is {row.status}")
+        return row._mapping
+
+    @staticmethod
+    def _resolve(
+        connection: Connection,
+        dead_letter_id: UUID,
+        status: DeadLetterStatus,
+        reason: str | None = None,
+    ) -> None:
+        connection.execute(
+            update(dead_letters_table)
+            .where(dead_letters_table.c.dead_letter_id == dead_letter_id)
+            .values(
+                status=status.value,
+                resolved_at=datetime.now(UTC),
+                discard_reason=reason,
+            )
+        )
 
     # -- what subscribers report about themselves ----------------------------
 

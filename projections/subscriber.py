@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from domain.dead_letter import Failure, ParkedEvent
 from projections.base import Projection
 from projections.store import ViewStore, subscriber_name
 
@@ -83,6 +84,20 @@ class ProjectionSubscriber:
             events,
             expected_position=expected_position,
             new_position=new_position,
+            only_if_active=True,
+        )
+
+    def park(
+        self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
+    ) -> bool:
+        if self._generation is None or self._outdated:
+            return False
+        return self.store.park(
+            self.projection,
+            self._generation,
+            parked,
+            failure,
+            expected_position=expected_position,
             only_if_active=True,
         )
 

@@ -7,12 +7,19 @@ those events; every aggregate the reactions change, and the position the batch
 brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
 redelivered, replayed or concurrently duplicated event never takes effect twice.
+
+An event the runner gives up on (see ``application.runners``) is parked as a
+:class:`~domain.dead_letter.DeadLetter` of the same store, recorded with the
+tracking that moves past it; retrying it later records the reaction's effects
+and the dead letter's ``Retried`` event in one transaction, so the version of
+the dead letter is what keeps a retry from taking effect twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 from uuid import UUID
 
@@ -21,9 +28,15 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import get_topic
 
-from application.metadata import caused_by, stamp_metadata
+from application.metadata import acting_as, caused_by, stamp_metadata
 from application.persistence import EXPECTED_POSITION, PositionMovedError
 from application.services.base import K, ShopService
+from domain.dead_letter import DeadLetter, Failure, ParkedEvent
+from domain.errors import (
+    ConcurrencyConflictError,
+    DeadLetterNotFoundError,
+    DeadLetterRetryFailedError,
+)
 from projections.base import handlers_of
 
 A = TypeVar("A", bound=Aggregate)
@@ -52,14 +65,20 @@ class Subscription:
 
 
 class Batch:
-    """What reactions to one batch of events change, recorded all at once."""
+    """What reactions to one batch of events change, recorded all at once: with
+    the tracking that moves the position from ``expected`` to its own (checked
+    in the same transaction), or without tracking for a retried dead letter."""
 
     def __init__(
-        self, service: ShopService[Any, Any], tracking: Tracking, expected: int
+        self,
+        service: ShopService[Any, Any],
+        tracking: Tracking | None = None,
+        expected: int = 0,
     ) -> None:
         self._service = service
         self.processing = ProcessingEvent[UUID](tracking)
-        self.processing.saved_kwargs[EXPECTED_POSITION] = expected
+        if tracking is not None:
+            self.processing.saved_kwargs[EXPECTED_POSITION] = expected
         self._loaded: dict[UUID, Aggregate] = {}
 
     def load(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
@@ -177,6 +196,76 @@ class ProcessSubscriber:
                 continue
             return True
         return False
+
+    def park(
+        self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
+    ) -> bool:
+        batch = Batch(
+            self.service,
+            Tracking(self.follows, parked.position),
+            expected_position or 0,
+        )
+        with acting_as(self.actor):
+            batch.record(DeadLetter.park(self.name, self.follows, parked, failure))
+        try:
+            self.service.record_batch(batch)
+        except PositionMovedError:
+            return False
+        return True
+
+    def retry(self, dead_letter_id: UUID, parked_event: Callable[[], object]) -> None:
+        """Reacts to the event of a parked dead letter and marks it retried, in
+        one transaction. If the reaction fails, nothing of it is written, the
+        dead letter keeps the new error and DeadLetterRetryFailedError says so."""
+        for _ in range(MAX_BATCH_ATTEMPTS):
+            batch = Batch(self.service)
+            letter = self._dead_letter(batch, dead_letter_id)
+            letter.mark_retried()
+            try:
+                event = parked_event()
+                with caused_by(event, self.actor):  # type: ignore[arg-type]
+                    self.service.react(event, batch)
+                    batch.record(letter)
+            except Exception as error:
+                failure = Failure.of(error)
+                self._change_dead_letter(
+                    dead_letter_id, partial(DeadLetter.fail_retry, failure=failure)
+                )
+                raise DeadLetterRetryFailedError(
+                    dead_letter_id, failure.error
+                ) from error
+            try:
+                self.service.record_batch(batch)
+            except RecordConflictError:
+                # A command, or another retry, changed something meanwhile.
+                continue
+            return
+        raise ConcurrencyConflictError(dead_letter_id, MAX_BATCH_ATTEMPTS)
+
+    def discard(self, dead_letter_id: UUID, reason: str) -> None:
+        self._change_dead_letter(dead_letter_id, lambda letter: letter.discard(reason))
+
+    def _change_dead_letter(
+        self, dead_letter_id: UUID, change: Callable[[DeadLetter], None]
+    ) -> None:
+        for _ in range(MAX_BATCH_ATTEMPTS):
+            batch = Batch(self.service)
+            letter = self._dead_letter(batch, dead_letter_id)
+            change(letter)
+            batch.record(letter)
+            try:
+                self.service.record_batch(batch)
+            except RecordConflictError:
+                continue
+            return
+        raise ConcurrencyConflictError(dead_letter_id, MAX_BATCH_ATTEMPTS)
+
+    @staticmethod
+    def _dead_letter(batch: Batch, dead_letter_id: UUID) -> DeadLetter:
+        letter = batch.load(dead_letter_id, DeadLetter)
+        if letter is None:
+            raise DeadLetterNotFoundError(dead_letter_id)
+        return letter
 
     def report(self, state: str, error: str | None = None) -> None:
         self._report(self.name, state, error)
