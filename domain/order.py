@@ -10,11 +10,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.errors import InvalidInputError, OrderStateError
+from domain.errors import InvalidInputError, OrderStateError, PaymentNotOverdueError
 from domain.values import (
     Line,
     order_id_for_cart,
     parse_id,
+    parse_moment,
     parse_price,
     parse_quantity,
     parse_sku,
@@ -31,6 +32,9 @@ class OrderStatus(StrEnum):
     SHIPPED = "shipped"
     CANCELLED = "cancelled"
 
+
+PAYMENT_NOT_RECEIVED = "payment not received"
+"""How the reason of a cancellation for want of payment begins."""
 
 FINAL_STATUSES = frozenset(
     {OrderStatus.REJECTED, OrderStatus.SHIPPED, OrderStatus.CANCELLED}
@@ -213,6 +217,16 @@ class Order(Aggregate):
     def cancel(self, reason: str) -> None:
         self._check_status("cancel", OrderStatus.CONFIRMED, OrderStatus.PAID)
         self._cancel(reason=parse_text(reason, "reason"))
+
+    def cancel_unpaid(self, now: datetime) -> None:
+        """Cancels a confirmed order whose payment deadline has passed at ``now``;
+        an order already paid (or settled otherwise) is refused, not cancelled."""
+        now = parse_moment(now, "now")
+        self._check_status("cancel_unpaid", OrderStatus.CONFIRMED)
+        due = self._payment_due_at
+        if due is None or now < due:
+            raise PaymentNotOverdueError(self.id, due, now)
+        self._cancel(reason=f"{PAYMENT_NOT_RECEIVED} by {due.isoformat()}")
 
     def _check_status(self, command: str, *allowed: OrderStatus) -> None:
         if self.status not in allowed:

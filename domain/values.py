@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import (
     InvalidIdError,
+    InvalidInputError,
     InvalidPriceError,
     InvalidQuantityError,
     InvalidSkuError,
@@ -124,6 +126,13 @@ class Line:
     @property
     def subtotal(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+def parse_moment(value: object, field: str) -> datetime:
+    """A point in time: a datetime with its time zone (a naive one is ambiguous)."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInputError(field, value, "must be a timezone-aware datetime")
+    return value
 
 
 def total_of(lines: tuple[Line, ...] | list[Line]) -> Decimal:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Row, Table, select
 from domain.values import Line
 from projections.carts import CartSummaries
 from projections.customers import CustomerOrderHistory
+from projections.deadlines import PaymentDeadlines
 from projections.orders import SKU_SEPARATOR, OrderSummaries
 from projections.sales import ProductSales
 from projections.stock import StockLevels
@@ -293,6 +294,31 @@ def product_sales(store: ViewStore) -> tuple[ProductSalesRow, ...]:
         )
         for row in rows
     )
+
+
+# -- payment deadlines ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentDeadline:
+    order_id: UUID
+    due_at: datetime
+
+
+def payment_deadlines_due(
+    store: ViewStore, now: datetime
+) -> tuple[PaymentDeadline, ...]:
+    """The pending payment deadlines that have passed at ``now`` (timezone-aware),
+    earliest first."""
+    with store.reading(PaymentDeadlines) as view:
+        deadlines = view.table("payment_deadlines")
+        rows = view.connection.execute(
+            select(deadlines)
+            # In UTC, as stored: SQLite compares the times as text.
+            .where(deadlines.c.due_at <= now.astimezone(UTC))
+            .order_by(deadlines.c.due_at, deadlines.c.order_id)
+        ).all()
+    return tuple(PaymentDeadline(row.order_id, _utc(row.due_at)) for row in rows)
 
 
 # -- shared ---------------------------------------------------------------------

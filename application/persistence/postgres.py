@@ -3,8 +3,11 @@ schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from eventsourcing import postgres as es_postgres
@@ -50,11 +53,89 @@ class _SerializedSchema(es_postgres.PostgresRecorder):
             super().create_table()
 
 
+class ListenHub:
+    """One LISTEN connection per event table and process, shared by every
+    subscription to it: a shop hosts a dozen subscribers, and a connection each
+    would soon exhaust the server's (100 by default, across all processes)."""
+
+    def __init__(self, recorder: es_postgres.PostgresApplicationRecorder) -> None:
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._listeners: set[threading.Event] = set()
+        self._thread: threading.Thread | None = None
+        self._listening = threading.Event()
+        self.error: BaseException | None = None
+
+    def join(self, wake: threading.Event, timeout: float = 30.0) -> None:
+        """Sets ``wake`` whenever the table is written to, from now on; and once
+        at once, when LISTEN is in effect, for writes made before it was."""
+        with self._lock:
+            self._listeners.add(wake)
+            if self._thread is None:
+                self.error = None
+                self._listening.clear()
+                self._thread = threading.Thread(
+                    target=self._listen,
+                    name=f"listen {self._recorder.channel_name}",
+                    daemon=True,
+                )
+                self._thread.start()
+        self._listening.wait(timeout)
+        wake.set()
+
+    def leave(self, wake: threading.Event) -> None:
+        with self._lock:
+            self._listeners.discard(wake)
+
+    def _listen(self) -> None:
+        try:
+            with self._recorder.datastore.get_connection() as conn:
+                conn.execute(
+                    SQL("LISTEN {0}").format(Identifier(self._recorder.channel_name))
+                )
+                self._listening.set()
+                while True:
+                    with self._lock:
+                        if not self._listeners:
+                            self._thread = None
+                            return
+                    for _ in conn.notifies(timeout=0.1, stop_after=1):
+                        self._wake_all()
+        except BaseException as error:
+            with self._lock:
+                self.error = error
+                self._thread = None
+            self._listening.set()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for wake in listeners:
+            wake.set()
+
+
 class PostgresSubscription(
     BatchingSubscription[es_postgres.PostgresApplicationRecorder],
     es_postgres.PostgresSubscription,
 ):
-    """LISTEN/NOTIFY subscription that also hands out batches."""
+    """LISTEN/NOTIFY subscription that also hands out batches, listening through
+    its recorder's shared hub rather than a connection of its own."""
+
+    def _listen(self) -> None:
+        hub: ListenHub = self._recorder.listen_hub  # type: ignore[attr-defined]
+        hub.join(self._has_been_notified)
+        try:
+            while not self._has_been_stopped and not self._thread_error:
+                if hub.error is not None:
+                    raise hub.error
+                time.sleep(0.1)
+        except BaseException as error:
+            if self._thread_error is None:
+                self._thread_error = error
+            self.stop()
+        finally:
+            hub.leave(self._has_been_notified)
 
 
 class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
@@ -109,6 +190,10 @@ class PostgresAggregateRecorder(
 
 
 class _Subscribable(es_postgres.PostgresApplicationRecorder):
+    @cached_property
+    def listen_hub(self) -> ListenHub:
+        return ListenHub(self)
+
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:

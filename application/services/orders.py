@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -63,6 +64,11 @@ class Orders(ProcessService[Order, UUID]):
 
     def cancel(self, order_id: UUID, reason: str) -> None:
         self._change(order_id, lambda order: order.cancel(reason))
+
+    def cancel_unpaid(self, order_id: UUID, now: datetime) -> None:
+        """Cancels the order if it is still unpaid after its payment deadline;
+        raises a ``StateError`` if it is not (paid, cancelled, not yet due)."""
+        self._change(order_id, lambda order: order.cancel_unpaid(now))
 
     def get_order(self, order_id: UUID) -> OrderView:
         order = self._load(order_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,6 +22,7 @@ from domain import (
     Order,
     OrderStateError,
     OrderStatus,
+    PaymentNotOverdueError,
     order_id_for_cart,
 )
 from tests.domain.domain_testing import replay, then_nothing, then_one
@@ -29,6 +31,7 @@ CART_ID = UUID("5d1a8a52-96a4-4a52-8a39-7a6f0b3c1e01")
 LINES = (Line("APPLE", 2, Decimal("1.50")), Line("PEAR", 1, Decimal("0.80")))
 TOTAL = Decimal("3.80")
 BAD_TEXTS: list[Any] = ["", "   ", "\n\t", "x" * 1_000_000, None, 42]
+DUE = datetime(2030, 1, 1, 12, 30, tzinfo=UTC)
 
 
 def given_placed() -> Order:
@@ -40,6 +43,13 @@ def given_placed() -> Order:
 def given_confirmed() -> Order:
     order = given_placed()
     order.confirm()
+    order.collect_events()
+    return order
+
+
+def given_confirmed_with_a_deadline() -> Order:
+    order = given_placed()
+    order.confirm(payment_due_at=DUE)
     order.collect_events()
     return order
 
@@ -87,6 +97,7 @@ COMMANDS: dict[str, Callable[[Order], None]] = {
     "pay": lambda order: order.pay(),
     "ship": lambda order: order.ship(),
     "cancel": lambda order: order.cancel("changed mind"),
+    "cancel_unpaid": lambda order: order.cancel_unpaid(DUE + timedelta(days=1)),
 }
 
 ALLOWED_FROM: dict[str, set[OrderStatus]] = {
@@ -95,6 +106,8 @@ ALLOWED_FROM: dict[str, set[OrderStatus]] = {
     "pay": {OrderStatus.CONFIRMED},
     "ship": {OrderStatus.PAID},
     "cancel": {OrderStatus.CONFIRMED, OrderStatus.PAID},
+    # A paid order is never cancelled for want of payment.
+    "cancel_unpaid": {OrderStatus.CONFIRMED},
 }
 
 REFUSED = [
@@ -284,6 +297,41 @@ def test_cancel_records_cancelled_with_the_reason(given: Callable[[], Order]) ->
     assert order.is_final
 
 
+def test_confirm_with_a_deadline_records_when_payment_is_due() -> None:
+    order = given_placed()
+
+    order.confirm(payment_due_at=DUE)
+
+    confirmed = then_one(order, Order.Confirmed)
+    assert confirmed.payment_due_at == DUE
+    assert order.payment_due_at == DUE
+
+
+@pytest.mark.parametrize("late_by", [timedelta(0), timedelta(days=3)])
+def test_cancel_unpaid_records_cancelled_once_the_deadline_has_passed(
+    late_by: timedelta,
+) -> None:
+    order = given_confirmed_with_a_deadline()
+
+    order.cancel_unpaid(DUE + late_by)
+
+    cancelled = then_one(order, Order.Cancelled)
+    assert cancelled.reason == "payment not received by 2030-01-01T12:30:00+00:00"
+    assert order.status is OrderStatus.CANCELLED
+    assert order.cancellation_reason == cancelled.reason
+
+
+def test_cancel_unpaid_judges_the_deadline_in_any_time_zone() -> None:
+    order = given_confirmed_with_a_deadline()
+    paris_winter = timezone(timedelta(hours=1))
+
+    with pytest.raises(PaymentNotOverdueError):
+        order.cancel_unpaid(datetime(2030, 1, 1, 13, 29, tzinfo=paris_winter))
+    order.cancel_unpaid(datetime(2030, 1, 1, 13, 30, tzinfo=paris_winter))
+
+    then_one(order, Order.Cancelled)
+
+
 # -- transitions refused -------------------------------------------------------
 
 
@@ -319,6 +367,29 @@ def test_final_statuses_refuse_every_command(status: OrderStatus) -> None:
         with pytest.raises(OrderStateError):
             command(order)
 
+    then_nothing(order)
+
+
+def test_cancel_unpaid_refuses_before_the_deadline() -> None:
+    order = given_confirmed_with_a_deadline()
+    just_before = DUE - timedelta(microseconds=1)
+
+    with pytest.raises(PaymentNotOverdueError) as caught:
+        order.cancel_unpaid(just_before)
+
+    assert (caught.value.order_id, caught.value.payment_due_at) == (order.id, DUE)
+    assert caught.value.now == just_before
+    then_nothing(order)
+    assert order.status is OrderStatus.CONFIRMED
+
+
+def test_cancel_unpaid_refuses_an_order_confirmed_without_a_deadline() -> None:
+    order = given_confirmed()
+
+    with pytest.raises(PaymentNotOverdueError) as caught:
+        order.cancel_unpaid(DUE)
+
+    assert caught.value.payment_due_at is None
     then_nothing(order)
 
 
@@ -359,6 +430,17 @@ def test_cancel_refuses_a_bad_reason(reason: Any) -> None:
     with pytest.raises(InvalidTextError):
         order.cancel(reason)
 
+    then_nothing(order)
+
+
+@pytest.mark.parametrize("now", [datetime(2031, 1, 1), "2031-01-01T00:00Z", None])
+def test_cancel_unpaid_refuses_a_time_without_a_time_zone(now: Any) -> None:
+    order = given_confirmed_with_a_deadline()
+
+    with pytest.raises(InvalidInputError) as caught:
+        order.cancel_unpaid(now)
+
+    assert caught.value.field == "now"
     then_nothing(order)
 
 
