@@ -26,17 +26,33 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from application.audit_cli import add_audit_query_parsers
+from application.chain import SERVICE_CLASSES, verify_chains
+from application.cli_options import add_storage_options, settings_from
 from application.config import (
     PAYMENT_TIMEOUT_VARIABLE,
     ConfigurationError,
+    FaultPolicy,
     Settings,
 )
+from application.dead_letters import DEFAULT_DISCARD_REASON
 from application.demo import DEMO_PAYMENT_TIMEOUT, SKUS, DemoReport, run_demo
 from application.dto import StockView
-from application.hosting import declared_subscribers, run_worker
-from application.inspection import subscriber_statuses, topology, topology_mermaid
+from application.hosting import (
+    SubscriberFailedError,
+    declared_subscribers,
+    run_worker,
+)
+from application.inspection import (
+    STOPPED_BY_FAULT_STATES,
+    subscriber_statuses,
+    topology,
+    topology_mermaid,
+)
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
 from application.shop import Shop
+from domain.dead_letter import DeadLetterStatus
+from domain.errors import DeadLetterRetryFailedError, InvalidInputError, StateError
 from projections.rebuild import (
     RebuildError,
     RebuildMode,
@@ -46,22 +62,13 @@ from projections.rebuild import (
 )
 
 
-def _add_storage_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        help="postgresql://user@host/db?schema=name or sqlite:///folder "
-        "(default: $EVENTSHOP_DATABASE_URL, else SQLite under ./eventshop-data)",
-    )
-    parser.add_argument("--data-dir", help="folder for the SQLite files")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eventshop", description="An event-sourced shop."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demo workload and summarise it")
-    _add_storage_options(demo)
+    add_storage_options(demo)
     demo.add_argument("--customers", type=int, default=60)
     demo.add_argument(
         "--threads", type=int, default=4, help="customers shopping at once"
@@ -80,13 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run one subscriber in this process (standby if one runs)"
     )
     worker.add_argument("name", help="the subscriber, as `eventshop topology` lists")
-    _add_storage_options(worker)
+    add_storage_options(worker)
+    worker.add_argument(
+        "--on-failure",
+        choices=["stop", "park"],
+        help="when a handler keeps failing on an event: halt before it, or park "
+        "it as a dead letter and go on (default: stop for process managers, "
+        "park for read models)",
+    )
     worker.set_defaults(handler=worker_command)
 
     status = commands.add_parser(
         "status", help="each subscriber's position, lag and state"
     )
-    _add_storage_options(status)
+    add_storage_options(status)
     status.set_defaults(handler=status_command)
 
     topology = commands.add_parser(
@@ -97,11 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     topology.set_defaults(handler=topology_command)
     _add_rebuild_parser(commands)
+    _add_dead_letters_parser(commands)
+    add_audit_query_parsers(add_audit_parsers(commands))
     return parser
 
 
 def demo_command(args: argparse.Namespace, console: Console) -> int:
-    settings = replace(_settings(args), payment_timeout=DEMO_PAYMENT_TIMEOUT)
+    settings = replace(settings_from(args), payment_timeout=DEMO_PAYMENT_TIMEOUT)
     hosting = "worker processes" if args.subscribers == "workers" else "this process"
     console.print(
         f"[bold]eventshop demo[/] on {settings.describe()}; subscribers in {hosting}"
@@ -216,24 +232,30 @@ def print_demo_report(
             console.print(f"  {error}")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_url(args.database_url, data_dir=args.data_dir)
-
-
 def worker_command(args: argparse.Namespace, console: Console) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
+    if args.on_failure is not None:
+        policy = FaultPolicy(on_failure=args.on_failure)
+        settings = replace(
+            settings, fault_policies={**settings.fault_policies, args.name: policy}
+        )
     stopping = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stopping.set())
     console.print(f"worker {args.name} on {settings.describe()} (pid {os.getpid()})")
-    with Shop(settings=settings, subscribers="workers") as shop:
-        run_worker(settings, args.name, shop.services, shop.views, stopping)
+    try:
+        with Shop(settings=settings, subscribers="workers") as shop:
+            run_worker(settings, args.name, shop.services, shop.views, stopping)
+    except SubscriberFailedError as stopped:
+        # Halted or crashed: `eventshop status` shows where, with the traceback.
+        console.print(f"[red]worker {args.name} stopped: {stopped.error}[/]")
+        return 1
     console.print(f"worker {args.name} stopped")
     return 0
 
 
 def status_command(args: argparse.Namespace, console: Console) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     with Shop(settings=settings, subscribers="workers") as shop:
         statuses = subscriber_statuses(
             shop.subscribers.subscribers, shop.services, shop.views.reports()
@@ -246,7 +268,7 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, justify="right")
     failed = False
     for status in statuses:
-        failed = failed or status.state == "failed"
+        failed = failed or status.state in STOPPED_BY_FAULT_STATES
         table.add_row(
             status.name,
             status.follows,
@@ -261,9 +283,8 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
         )
     console.print(table)
     for status in statuses:
-        if status.error:
-            last_line = status.error.strip().splitlines()[-1]
-            console.print(f"[red]{status.name}:[/] {last_line}")
+        if status.error_summary:
+            console.print(f"[red]{status.name}:[/] {status.error_summary}")
     return 1 if failed else 0
 
 
@@ -317,7 +338,7 @@ def _add_rebuild_parser(
         help="switch even if they differ (to roll out a changed read model)",
     )
     rebuild.set_defaults(mode="switch-if-equal", handler=rebuild_command)
-    _add_storage_options(rebuild)
+    add_storage_options(rebuild)
 
 
 class EventRateColumn(ProgressColumn):
@@ -330,7 +351,7 @@ class EventRateColumn(ProgressColumn):
 
 
 def rebuild_command(args: argparse.Namespace, console: Console) -> int:
-    settings = _settings(args)
+    settings = settings_from(args)
     mode: RebuildMode = args.mode
     name: str = ALL_PROJECTIONS if args.all else args.name
     console.print(
@@ -431,6 +452,152 @@ def _sameness(comparison: TableComparison) -> str:
     if comparison.live_checksum is None:
         return "not compared"
     return "yes" if comparison.agrees else "[red]no[/]"
+
+
+# -- dead letters -----------------------------------------------------------------
+
+
+def _add_dead_letters_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    dead_letters = commands.add_parser(
+        "dead-letters",
+        help="events subscribers gave up on and parked: list, retry, discard",
+    )
+    actions = dead_letters.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the dead letters, oldest first")
+    listing.add_argument("--subscriber", help="only this subscriber's")
+    listing.add_argument(
+        "--status", choices=[status.value for status in DeadLetterStatus]
+    )
+    add_storage_options(listing)
+    listing.set_defaults(handler=dead_letters_list_command)
+    retry = actions.add_parser(
+        "retry",
+        help="handle a parked event again (once the fault is fixed); "
+        "it takes effect once, with the dead letter marked retried",
+    )
+    retry.add_argument("id", help="the dead letter's id, as `list` shows it")
+    add_storage_options(retry)
+    retry.set_defaults(handler=dead_letters_retry_command)
+    discard = actions.add_parser(
+        "discard", help="give up on a parked event for good, saying why"
+    )
+    discard.add_argument("id", help="the dead letter's id, as `list` shows it")
+    discard.add_argument("--reason", default=DEFAULT_DISCARD_REASON)
+    add_storage_options(discard)
+    discard.set_defaults(handler=dead_letters_discard_command)
+
+
+def dead_letters_list_command(args: argparse.Namespace, console: Console) -> int:
+    settings = settings_from(args)
+    with Shop(settings=settings, subscribers="workers") as shop:
+        letters = shop.dead_letters.list(subscriber=args.subscriber, status=args.status)
+    table = Table(title=f"Dead letters ({settings.describe()})")
+    # Whole, whatever the terminal's width: it is what `retry` takes.
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("subscriber", "service"):
+        table.add_column(column)
+    table.add_column("position", justify="right")
+    for column in ("event", "status", "parked at", "error"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(
+            str(letter.dead_letter_id),
+            letter.subscriber,
+            letter.service,
+            str(letter.position),
+            f"{letter.event_type} {letter.originator_id}:{letter.originator_version}",
+            letter.status.value,
+            f"{letter.parked_at:%Y-%m-%d %H:%M:%S}",
+            letter.discard_reason if letter.discard_reason else letter.error,
+        )
+    console.print(table)
+    return 0
+
+
+def dead_letters_retry_command(args: argparse.Namespace, console: Console) -> int:
+    with Shop(settings=settings_from(args), subscribers="workers") as shop:
+        try:
+            letter = shop.dead_letters.retry(args.id)
+        except (DeadLetterRetryFailedError, StateError, InvalidInputError) as error:
+            console.print(f"[red]{error}[/]")
+            return 1
+    console.print(
+        f"[green]retried[/] {letter.event_type} at position {letter.position} "
+        f"of {letter.service} for {letter.subscriber}"
+    )
+    return 0
+
+
+def dead_letters_discard_command(args: argparse.Namespace, console: Console) -> int:
+    with Shop(settings=settings_from(args), subscribers="workers") as shop:
+        try:
+            letter = shop.dead_letters.discard(args.id, args.reason)
+        except (StateError, InvalidInputError) as error:
+            console.print(f"[red]{error}[/]")
+            return 1
+    console.print(
+        f"discarded {letter.event_type} at position {letter.position} "
+        f"of {letter.service} for {letter.subscriber}: {letter.discard_reason}"
+    )
+    return 0
+
+
+# -- audit ------------------------------------------------------------------------
+
+
+def add_audit_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The ``audit`` command group; returns its subcommands, for more to join."""
+    audit = commands.add_parser(
+        "audit", help="check and read the history the event logs hold"
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check each service's event log against its hash chain",
+        description="Chains what is new in each log, then recomputes the hash "
+        "chain over the stored events and reports the first position where the "
+        "log no longer matches it (an event altered, removed or inserted), or "
+        "that it is intact. Exits 1 if any log is not intact.",
+    )
+    verify.add_argument(
+        "--service",
+        type=str.lower,
+        choices=[service.name.lower() for service in SERVICE_CLASSES],
+        help="only this service's log (default: all)",
+    )
+    add_storage_options(verify)
+    verify.set_defaults(handler=audit_verify_command)
+    return audit_commands
+
+
+def audit_verify_command(args: argparse.Namespace, console: Console) -> int:
+    settings = settings_from(args)
+    verdicts = verify_chains(settings, None if args.service is None else [args.service])
+    table = Table(title=f"Event log hash chains ({settings.describe()})")
+    table.add_column("service")
+    table.add_column("verdict")
+    for column in ("position", "events checked", "chained up to", "unchained"):
+        table.add_column(column, justify="right")
+    table.add_column("head link (SHA-256)", no_wrap=True)
+    for service, verdict in verdicts.items():
+        table.add_row(
+            service,
+            "[green]intact[/]" if verdict.intact else f"[red]{verdict.kind}[/]",
+            "-" if verdict.position is None else str(verdict.position),
+            str(verdict.checked),
+            str(verdict.head),
+            str(verdict.unrecorded),
+            verdict.head_link.hex(),
+        )
+    console.print(table)
+    for service, verdict in verdicts.items():
+        if not verdict.intact:
+            console.print(f"[red]{service}:[/] {verdict.describe()}")
+    return 0 if all(verdict.intact for verdict in verdicts.values()) else 1
 
 
 Handler = Callable[[argparse.Namespace, Console], int]

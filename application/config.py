@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -57,6 +58,47 @@ class PostgresLocation:
         )
 
 
+OnFailure = Literal["stop", "park"]
+
+
+@dataclass(frozen=True)
+class FaultPolicy:
+    """What a subscriber does when a handler raises: retry the batch with
+    exponential backoff, up to ``attempts`` times in all, then (if it held more
+    than one event) try its events one at a time to find the one that fails,
+    and when that one has failed ``attempts`` times on its own, either ``stop``
+    (halt before it, so nothing after it is handled until the subscriber is
+    restarted) or ``park`` it as a dead letter and carry on.
+
+    Database outages and lock conflicts are not the event's fault: they are
+    retried without limit (at ``max_delay`` intervals) and never count."""
+
+    attempts: int = 5
+    base_delay: float = 0.1
+    max_delay: float = 5.0
+    on_failure: OnFailure = "stop"
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError("a fault policy needs at least one attempt")
+        if not 0 <= self.base_delay <= self.max_delay:
+            raise ConfigurationError("fault policy delays: 0 <= base <= max")
+        if self.on_failure not in ("stop", "park"):
+            raise ConfigurationError(f"unknown fault policy {self.on_failure!r}")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row."""
+        return min(self.base_delay * 2.0 ** (failures - 1), self.max_delay)
+
+
+# A process manager's reactions are commands with consequences and depend on
+# order (a cancellation handled before its placement would release nothing), so
+# it stops. A read model can always be rebuilt from the log, so it parks the
+# event and keeps serving everything else.
+PROCESS_MANAGER_FAULT_POLICY = FaultPolicy(on_failure="stop")
+READ_MODEL_FAULT_POLICY = FaultPolicy(on_failure="park")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Storage settings shared by every service of one shop."""
@@ -71,7 +113,17 @@ class Settings:
     lock_timeout_seconds: int = 30
     # How long a confirmed order may stay unpaid before it is cancelled.
     payment_timeout: timedelta = timedelta(minutes=30)
+    # How often the payment-deadline ticker looks for deadlines that passed.
+    deadline_tick_seconds: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    process_manager_fault_policy: FaultPolicy = PROCESS_MANAGER_FAULT_POLICY
+    read_model_fault_policy: FaultPolicy = READ_MODEL_FAULT_POLICY
+    # Per subscriber name, overriding the two above.
+    fault_policies: Mapping[str, FaultPolicy] = field(
+        # A read model, but the deadline ticker acts on it: a parked event there
+        # would be a deadline that silently never fires.
+        default_factory=lambda: {"payment_deadlines": PROCESS_MANAGER_FAULT_POLICY}
+    )
 
     @classmethod
     def from_url(
@@ -145,6 +197,15 @@ class Settings:
             f"postgresql://{credentials}@{pg.host}:{pg.port}/{quote(pg.dbname)}"
             f"?schema={pg.schema}"
         )
+
+    def fault_policy(self, subscriber: str, *, process_manager: bool) -> FaultPolicy:
+        """How the subscriber named ``subscriber`` handles a handler that raises."""
+        default = (
+            self.process_manager_fault_policy
+            if process_manager
+            else self.read_model_fault_policy
+        )
+        return self.fault_policies.get(subscriber, default)
 
     def describe(self) -> str:
         """Where the data is, without the password."""

@@ -24,6 +24,7 @@ from uuid import UUID
 from application.invariants import InvariantCheck, check_invariants
 from application.shop import Shop
 from domain.errors import OrderStateError, ProductAlreadyRegisteredError
+from domain.order import PAYMENT_NOT_RECEIVED
 from domain.values import order_id_for_cart
 
 CATALOGUE: tuple[tuple[str, str, Decimal, int], ...] = (
@@ -38,7 +39,6 @@ SKUS = tuple(sku for sku, *_ in CATALOGUE)
 
 # Short, so that the demo sees an unpaid order expire within its run.
 DEMO_PAYMENT_TIMEOUT = timedelta(seconds=3)
-DEADLINE_REASON_PREFIX = "payment not received"
 
 
 @dataclass
@@ -175,7 +175,7 @@ def run_demo(
         order = shop.get_order(order_id_for_cart(cart_id))
         expired = order.status == "cancelled" and (
             order.cancellation_reason or ""
-        ).startswith(DEADLINE_REASON_PREFIX)
+        ).startswith(PAYMENT_NOT_RECEIVED)
         report.orders_by_outcome["expired" if expired else order.status] += 1
     heads_after = shop.log_heads()
     report.events_stored = {

@@ -1,5 +1,10 @@
 """Where subscribers run: in the shop's own process (embedded) or one per worker
-process (distributed), and how callers wait for them to catch up."""
+process (distributed), and how callers wait for them to catch up.
+
+The payment-deadline ticker runs beside the ``payment_deadlines`` read model it
+reads: in the shop's process when embedded, in that read model's worker when
+distributed; on PostgreSQL one instance is active at a time, as for subscribers.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
-from application.config import Settings
+from application.config import FaultPolicy, Settings
+from application.deadlines import PaymentDeadlineTicker, TickerRunner
 from application.runners import (
     AdvisoryLockLeadership,
     Leadership,
@@ -23,6 +29,7 @@ from application.runners import (
 from application.services import Inventory, Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from projections.catalog import PROJECTIONS
+from projections.deadlines import PaymentDeadlines
 from projections.engine import postgres_engine, sqlite_engine
 from projections.store import ViewStore
 from projections.subscriber import ProjectionSubscriber
@@ -118,20 +125,48 @@ def leadership_for(settings: Settings, subscriber: str) -> Leadership:
     return Unshared()
 
 
+def fault_policy_for(settings: Settings, subscriber: Subscriber) -> FaultPolicy:
+    return settings.fault_policy(
+        subscriber.name, process_manager=isinstance(subscriber, ProcessSubscriber)
+    )
+
+
+PAYMENT_DEADLINE_TICKER = "payment_deadline_ticker"
+"""The name the ticker's leadership (advisory lock) goes by."""
+
+
+def payment_deadline_runner(
+    settings: Settings, ticker: PaymentDeadlineTicker
+) -> TickerRunner:
+    return TickerRunner(
+        PAYMENT_DEADLINE_TICKER,
+        ticker.fire_due,
+        settings.deadline_tick_seconds,
+        leadership_for(settings, PAYMENT_DEADLINE_TICKER),
+    )
+
+
 class Subscribers:
-    """A shop's subscribers, and (when embedded) the runners hosting them here."""
+    """A shop's subscribers, and (when embedded) the runners hosting them here,
+    with the payment-deadline ticker if one is given."""
 
     def __init__(
         self,
         settings: Settings,
         services: Mapping[str, Application[Any]],
         store: ViewStore,
+        payment_deadlines: PaymentDeadlineTicker | None = None,
     ) -> None:
         self.settings = settings
         self.services = services
         self.store = store
         self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
+        self.deadline_runner = (
+            None
+            if payment_deadlines is None
+            else payment_deadline_runner(settings, payment_deadlines)
+        )
 
     def start(self) -> None:
         """Hosts every subscriber in this process."""
@@ -140,11 +175,18 @@ class Subscribers:
                 subscriber,
                 self.services[subscriber.follows],
                 leadership_for(self.settings, subscriber.name),
+                fault_policy_for(self.settings, subscriber),
             )
             runner.start()
             self.runners.append(runner)
+        if self.deadline_runner is not None:
+            self.deadline_runner.start()
 
     def stop(self) -> None:
+        if self.deadline_runner is not None:
+            # First: its ticks write to the services the runners follow.
+            self.deadline_runner.stop()
+            self.deadline_runner.join()
         for runner in self.runners:
             runner.stop()
         for runner in self.runners:
@@ -207,7 +249,10 @@ class Subscribers:
             pause = min(pause * 2, 0.05)
 
     def _raise_failures(self) -> None:
-        for runner in self.runners:
+        runners: list[SubscriberRunner | TickerRunner] = [*self.runners]
+        if self.deadline_runner is not None:
+            runners.append(self.deadline_runner)
+        for runner in runners:
             if runner.error is not None:
                 raise SubscriberFailedError(runner.name, runner.error)
 
@@ -220,7 +265,8 @@ def run_worker(
     stopping: threading.Event,
 ) -> None:
     """Runs one subscriber in this process until ``stopping`` is set; on
-    PostgreSQL as the single active instance, else as a standby."""
+    PostgreSQL as the single active instance, else as a standby. The worker of
+    ``payment_deadlines`` also runs the payment-deadline ticker."""
     subscribers = {
         subscriber.name: subscriber for subscriber in all_subscribers(services, store)
     }
@@ -228,18 +274,30 @@ def run_worker(
         known = ", ".join(subscribers)
         raise LookupError(f"no subscriber named {subscriber_name!r} (known: {known})")
     subscriber = subscribers[subscriber_name]
-    runner = SubscriberRunner(
-        subscriber,
-        services[subscriber.follows],
-        leadership_for(settings, subscriber.name),
-    )
-    runner.start()
+    runners: list[SubscriberRunner | TickerRunner] = [
+        SubscriberRunner(
+            subscriber,
+            services[subscriber.follows],
+            leadership_for(settings, subscriber.name),
+            fault_policy_for(settings, subscriber),
+        )
+    ]
+    if subscriber_name == PaymentDeadlines.name:
+        orders = services[Orders.name]
+        assert isinstance(orders, Orders)
+        ticker = PaymentDeadlineTicker(orders, store)
+        runners.append(payment_deadline_runner(settings, ticker))
+    for runner in runners:
+        runner.start()
     try:
         while not stopping.wait(0.5):
-            if not runner.is_alive:
+            if not all(runner.is_alive for runner in runners):
                 break
     finally:
-        runner.stop()
-        runner.join()
-    if runner.error is not None:
-        raise SubscriberFailedError(runner.name, runner.error)
+        for runner in runners:
+            runner.stop()
+        for runner in runners:
+            runner.join()
+    for runner in runners:
+        if runner.error is not None:
+            raise SubscriberFailedError(runner.name, runner.error)

@@ -2,7 +2,7 @@
 belongs to (correlation id) and what caused it (causation id).
 
 The metadata travels beside the event's own attributes, under one reserved key
-of the stored state, so the domain never sees it and the tamper-evident hash of
+of the stored state, so aggregates never see it and the tamper-evident hash of
 the stored bytes covers it. Commands run inside :func:`acting_as` (the ``Shop``
 opens one per call, or callers open one around a block of calls); reactions of
 process managers run inside :func:`caused_by`, which keeps the correlation id and
@@ -14,39 +14,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import DomainEventProtocol, Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from domain.values import parse_text
+from domain.metadata import METADATA_KEY, EventMetadata, event_id, metadata_of
+from domain.values import parse_id, parse_text
 
-METADATA_KEY = "_meta"
+__all__ = [
+    "METADATA_KEY",
+    "SYSTEM_ACTOR",
+    "EventMetadata",
+    "MetadataMapper",
+    "acting_as",
+    "caused_by",
+    "current_metadata",
+    "event_id",
+    "metadata_of",
+    "stamp_metadata",
+]
+
 SYSTEM_ACTOR = "system"
-
-
-@dataclass(frozen=True)
-class EventMetadata:
-    actor: str
-    correlation_id: UUID
-    causation_id: str | None = None
-
-    def as_state(self) -> dict[str, Any]:
-        return {
-            "actor": self.actor,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> EventMetadata:
-        return cls(
-            actor=state["actor"],
-            correlation_id=state["correlation_id"],
-            causation_id=state.get("causation_id"),
-        )
 
 
 _current: ContextVar[EventMetadata | None] = ContextVar(
@@ -60,18 +50,21 @@ def current_metadata() -> EventMetadata | None:
 
 @contextmanager
 def acting_as(
-    actor: str = SYSTEM_ACTOR, correlation_id: UUID | None = None
+    actor: str | None = None, correlation_id: UUID | None = None
 ) -> Iterator[EventMetadata]:
     """Events recorded inside the block are one user action by ``actor``.
 
-    Inside an outer block with no ``correlation_id`` of its own, the outer
-    action's id is kept, so a block of calls stays one action."""
+    Inside an outer block, whatever is not given here is the outer action's
+    (so a block of calls stays one action); outside any, the actor is
+    "system" and the action gets a new correlation id."""
     outer = _current.get()
+    if actor is None:
+        actor = outer.actor if outer else SYSTEM_ACTOR
     if correlation_id is None:
         correlation_id = outer.correlation_id if outer else uuid4()
     metadata = EventMetadata(
         actor=parse_text(actor, "actor"),
-        correlation_id=correlation_id,
+        correlation_id=parse_id(correlation_id, "correlation_id"),
         causation_id=None,
     )
     token = _current.set(metadata)
@@ -79,18 +72,6 @@ def acting_as(
         yield metadata
     finally:
         _current.reset(token)
-
-
-def event_id(event: DomainEventProtocol[Any]) -> str:
-    """A stable identity for a stored event: its aggregate id and version."""
-    return f"{event.originator_id}:{event.originator_version}"
-
-
-def metadata_of(event: DomainEventProtocol[Any]) -> EventMetadata | None:
-    """The metadata a stored event was recorded with (None for events stored
-    before metadata existed)."""
-    state = vars(event).get(METADATA_KEY)
-    return EventMetadata.from_state(state) if state else None
 
 
 @contextmanager

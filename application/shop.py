@@ -7,16 +7,22 @@ changes something is one command on one aggregate, retried if it loses a race.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self
+from typing import Literal, Self, TypedDict, Unpack
 from uuid import UUID
 
-from application.config import Settings
+from application.audit import Audit
+from application.config import FaultPolicy, Settings
+from application.dead_letters import DeadLetters
+from application.deadlines import Clock, PaymentDeadlineTicker, system_clock
 from application.dto import CartView, OrderView, StockView
 from application.hosting import Subscribers, open_view_store
+from application.metadata import EventMetadata, acting_as
 from application.queries import ShopQueries
 from application.rebuilding import rebuild_projection
 from application.services import Carts, Inventory, Orders
@@ -24,6 +30,14 @@ from domain.values import parse_id, parse_text
 from projections.rebuild import ProgressCallback, RebuildMode, RebuildReport
 
 DEFAULT_CANCELLATION_REASON = "cancelled on request"
+
+
+class Action(TypedDict, total=False):
+    """Who a command is done by and which user action it belongs to; each
+    command method takes them as keyword arguments (see :func:`acting_as`)."""
+
+    actor: str
+    correlation_id: UUID
 
 
 class Shop:
@@ -41,6 +55,14 @@ class Shop:
     aggregate (strongly consistent: they see every command that returned);
     ``shop.queries`` reads the views (eventually consistent: call
     ``wait_until_processed()`` first to see your own writes).
+
+    ``clock`` is the time payment deadlines are judged by (embedded, the shop
+    fires them every ``settings.deadline_tick_seconds``; tests inject a clock
+    and call ``shop.payment_deadlines.fire_due()`` themselves).
+
+    ``fault_policies`` says, per subscriber name, what it does when a handler
+    keeps failing (see ``FaultPolicy``); ``shop.dead_letters`` lists, retries
+    and discards the events parked.
     """
 
     def __init__(
@@ -50,17 +72,31 @@ class Shop:
         data_dir: str | Path | None = None,
         settings: Settings | None = None,
         subscribers: Literal["embedded", "workers"] = "embedded",
+        clock: Clock = system_clock,
+        fault_policies: Mapping[str, FaultPolicy] | None = None,
     ) -> None:
         self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        if fault_policies:
+            self.settings = replace(
+                self.settings,
+                fault_policies={**self.settings.fault_policies, **fault_policies},
+            )
         self.inventory = Inventory(self.settings)
         self.carts = Carts(self.settings)
         self.orders = Orders(self.settings)
         self.views = open_view_store(self.settings)
         self.queries = ShopQueries(self.views)
+        self.audit = Audit(self)
         self.services: dict[str, Carts | Orders | Inventory] = {
             service.name: service for service in self._services
         }
-        self.subscribers = Subscribers(self.settings, self.services, self.views)
+        self.payment_deadlines = PaymentDeadlineTicker(self.orders, self.views, clock)
+        self.subscribers = Subscribers(
+            self.settings, self.services, self.views, self.payment_deadlines
+        )
+        self.dead_letters = DeadLetters(
+            self.services, self.views, self.subscribers.subscribers
+        )
         if subscribers == "embedded":
             self.subscribers.start()
 
@@ -70,58 +106,92 @@ class Shop:
 
     # -- products and stock --------------------------------------------------
 
-    def register_product(self, sku: str, name: str, price: Decimal | int | str) -> str:
-        self.inventory.register_product(sku, name, price)
+    def register_product(
+        self, sku: str, name: str, price: Decimal | int | str, **action: Unpack[Action]
+    ) -> str:
+        with acting_as(**action):
+            self.inventory.register_product(sku, name, price)
         return sku
 
-    def receive_stock(self, sku: str, quantity: int) -> None:
-        self.inventory.receive_stock(sku, quantity)
+    def receive_stock(self, sku: str, quantity: int, **action: Unpack[Action]) -> None:
+        with acting_as(**action):
+            self.inventory.receive_stock(sku, quantity)
 
-    def adjust_stock(self, sku: str, counted: int, reason: str) -> None:
-        self.inventory.adjust_stock(sku, counted, reason)
+    def adjust_stock(
+        self, sku: str, counted: int, reason: str, **action: Unpack[Action]
+    ) -> None:
+        with acting_as(**action):
+            self.inventory.adjust_stock(sku, counted, reason)
 
     def get_stock(self, sku: str) -> StockView:
         return self.inventory.get_stock(sku)
 
     # -- carts ---------------------------------------------------------------
 
-    def open_cart(self, customer_id: str) -> UUID:
-        return self.carts.open_cart(customer_id)
+    def open_cart(self, customer_id: str, **action: Unpack[Action]) -> UUID:
+        with acting_as(**action):
+            return self.carts.open_cart(customer_id)
 
-    def add_to_cart(self, cart_id: UUID | str, sku: str, quantity: int) -> None:
+    def add_to_cart(
+        self, cart_id: UUID | str, sku: str, quantity: int, **action: Unpack[Action]
+    ) -> None:
         """Adds units of a registered product at its current price."""
         cart = parse_id(cart_id, "cart_id")
         price = self.inventory.get_stock(sku).price
-        self.carts.add_item(cart, sku, quantity, price)
+        with acting_as(**action):
+            self.carts.add_item(cart, sku, quantity, price)
 
-    def change_quantity(self, cart_id: UUID | str, sku: str, quantity: int) -> None:
-        self.carts.change_quantity(parse_id(cart_id, "cart_id"), sku, quantity)
+    def change_quantity(
+        self, cart_id: UUID | str, sku: str, quantity: int, **action: Unpack[Action]
+    ) -> None:
+        with acting_as(**action):
+            self.carts.change_quantity(parse_id(cart_id, "cart_id"), sku, quantity)
 
-    def remove_from_cart(self, cart_id: UUID | str, sku: str) -> None:
-        self.carts.remove_item(parse_id(cart_id, "cart_id"), sku)
+    def remove_from_cart(
+        self, cart_id: UUID | str, sku: str, **action: Unpack[Action]
+    ) -> None:
+        with acting_as(**action):
+            self.carts.remove_item(parse_id(cart_id, "cart_id"), sku)
 
-    def abandon_cart(self, cart_id: UUID | str) -> None:
-        self.carts.abandon(parse_id(cart_id, "cart_id"))
+    def abandon_cart(self, cart_id: UUID | str, **action: Unpack[Action]) -> None:
+        with acting_as(**action):
+            self.carts.abandon(parse_id(cart_id, "cart_id"))
 
-    def checkout(self, cart_id: UUID | str) -> UUID:
+    def checkout(self, cart_id: UUID | str, **action: Unpack[Action]) -> UUID:
         """Checks the cart out and returns the id its order has (or will have)."""
-        return self.carts.check_out(parse_id(cart_id, "cart_id"))
+        with acting_as(**action):
+            return self.carts.check_out(parse_id(cart_id, "cart_id"))
 
     def get_cart(self, cart_id: UUID | str) -> CartView:
         return self.carts.get_cart(parse_id(cart_id, "cart_id"))
 
     # -- orders --------------------------------------------------------------
 
-    def pay_order(self, order_id: UUID | str) -> None:
-        self.orders.pay(parse_id(order_id, "order_id"))
+    def pay_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
+        with acting_as(**action):
+            self.orders.pay(parse_id(order_id, "order_id"))
 
-    def ship_order(self, order_id: UUID | str) -> None:
-        self.orders.ship(parse_id(order_id, "order_id"))
+    def ship_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
+        with acting_as(**action):
+            self.orders.ship(parse_id(order_id, "order_id"))
 
     def cancel_order(
-        self, order_id: UUID | str, reason: str = DEFAULT_CANCELLATION_REASON
+        self,
+        order_id: UUID | str,
+        reason: str = DEFAULT_CANCELLATION_REASON,
+        **action: Unpack[Action],
     ) -> None:
-        self.orders.cancel(parse_id(order_id, "order_id"), parse_text(reason, "reason"))
+        order = parse_id(order_id, "order_id")
+        with acting_as(**action):
+            self.orders.cancel(order, parse_text(reason, "reason"))
+
+    def acting_as(
+        self, actor: str | None = None, correlation_id: UUID | None = None
+    ) -> AbstractContextManager[EventMetadata]:
+        """A block of calls that is one user action by ``actor``: every event
+        they record, and every reaction to those, carries the same correlation
+        id (``correlation_id``, or a new one)."""
+        return acting_as(actor, correlation_id)
 
     def get_order(self, order_id: UUID | str) -> OrderView:
         return self.orders.get_order(parse_id(order_id, "order_id"))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from projections.audit import AUDIT_INDEXES
 from projections.base import Projection
 from projections.carts import CartSummaries
 from projections.customers import CustomerOrderHistory
+from projections.deadlines import PaymentDeadlines
 from projections.orders import OrderSummaries
 from projections.sales import ProductSales
 from projections.stock import StockLevels
@@ -15,6 +17,8 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     CustomerOrderHistory,
     StockLevels,
     ProductSales,
+    PaymentDeadlines,
+    *AUDIT_INDEXES,
 )
 
 

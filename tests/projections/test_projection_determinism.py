@@ -3,6 +3,7 @@ in batches of any size, two generations hold the same rows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
@@ -12,6 +13,7 @@ from application.config import Settings
 from application.hosting import open_view_store
 from domain.cart import Cart
 from domain.inventory import InventoryItem
+from projections.audit import AuditIndex
 from projections.base import Projection
 from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
@@ -45,14 +47,17 @@ def cart_history() -> list[object]:
 
 
 def order_history() -> list[object]:
+    due = datetime(2030, 1, 1, tzinfo=UTC)
     rejected = placed_order("customer-2", (POT, 5, "48.00"))
     rejected.reject([POT], "not enough stock")
     cancelled = placed_order("customer-1", (MUG, 1, "12.50"))
-    cancelled.confirm()
+    cancelled.confirm(payment_due_at=due)
     cancelled.cancel("changed mind")
     paid = placed_order("customer-3", (TEA, 1, "6.20"))
-    paid.confirm()
+    paid.confirm(payment_due_at=due)
     paid.pay()
+    awaiting_payment = placed_order("customer-3", (MUG, 2, "12.50"))
+    awaiting_payment.confirm(payment_due_at=due)
     return events_of(
         shipped(placed_order("customer-1", (TEA, 2, "6.20"), (MUG, 1, "12.50"))),
         rejected,
@@ -60,6 +65,7 @@ def order_history() -> list[object]:
         paid,
         placed_order("customer-2", (POT, 1, "48.00")),
         shipped(placed_order("customer-2", (TEA, 3, "5.90"))),
+        awaiting_payment,
     )
 
 
@@ -91,13 +97,18 @@ def test_every_projection_is_listed_in_its_order() -> None:
         "customer_orders",
         "stock",
         "sales",
+        "payment_deadlines",
+        "audit_carts",
+        "audit_orders",
+        "audit_inventory",
     ]
     assert {projection.follows for projection in PROJECTIONS} == set(HISTORIES)
 
 
-def test_each_order_projection_handles_only_order_events() -> None:
+def test_each_order_read_model_handles_only_order_events() -> None:
+    # The audit index reads every event of the log (dead letters included).
     for projection in PROJECTIONS:
-        if projection.follows == "Orders":
+        if projection.follows == "Orders" and not issubclass(projection, AuditIndex):
             assert all(
                 event_type.__qualname__.startswith("Order.")
                 for event_type in projection.event_types()

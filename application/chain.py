@@ -1,0 +1,169 @@
+"""Keeping and verifying the hash chains over the services' event logs.
+
+A :class:`ChainKeeper` chains one service's stored events as its log grows
+(``run`` in a thread of its own, or ``extend_now`` once); :func:`verify_chains`
+checks every service's log against its chain (see ``projections.chain``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from application.config import Settings
+from application.persistence.subscriptions import BatchingSubscription
+from application.runners import is_transient
+from application.services import Carts, Inventory, Orders
+from projections.chain import DEFAULT_PAGE_SIZE, ChainStore, ChainVerdict
+
+log = logging.getLogger(__name__)
+
+SERVICE_CLASSES = (Carts, Orders, Inventory)
+
+IDLE_WAIT_SECONDS = 0.5
+MAX_RETRY_SECONDS = 5.0
+
+
+class ChainKeeper:
+    """Chains the stored events of one service (an eventsourcing application)."""
+
+    def __init__(
+        self,
+        service: Application[Any],
+        chains: ChainStore,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self.service = service
+        self.chains = chains
+        self.page_size = page_size
+        self.error: BaseException | None = None
+        """What stopped :meth:`run`, if it did not stop on request."""
+        self._failures = 0
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    def extend_now(self, stopping: threading.Event | None = None) -> int:
+        """Chains every stored event after the chain's head, a page per
+        transaction (or up to the page in hand when ``stopping`` is set), and
+        returns the new head position."""
+        head = self.chains.head(self.name)
+        position = 0 if head is None else head.position
+        while stopping is None or not stopping.is_set():
+            page = self.service.recorder.select_notifications(
+                position, self.page_size, inclusive_of_start=False
+            )
+            if not page:
+                return position
+            position = self.chains.extend(self.name, page, after=position)
+            if len(page) < self.page_size:
+                return position
+        return position
+
+    def run(self, stopping: threading.Event) -> None:
+        """Follows the log and chains what is stored, until ``stopping`` is set.
+
+        Database outages are waited out (the chain's head is the truth it
+        resumes from); any other error is kept in ``error`` and raised."""
+        self._failures = 0
+        while not stopping.is_set():
+            try:
+                self._follow(stopping)
+            except Exception as error:
+                if not is_transient(error):
+                    self.error = error
+                    raise
+                self._failures += 1
+                delay = min(0.1 * 2 ** (self._failures - 1), MAX_RETRY_SECONDS)
+                log.warning("chain keeper of %s: %r; retrying", self.name, error)
+                stopping.wait(delay)
+            else:
+                return
+
+    def _follow(self, stopping: threading.Event) -> None:
+        position = self.extend_now(stopping)
+        self._failures = 0
+        with self.service.recorder.subscribe(gt=position) as subscription:
+            if not isinstance(subscription, BatchingSubscription):
+                raise TypeError(f"{self.name} does not hand out batches")
+            while not stopping.is_set():
+                try:
+                    batch = subscription.next_batch(timeout=IDLE_WAIT_SECONDS)
+                except StopIteration:
+                    return
+                if batch:
+                    position = self.chains.extend(self.name, batch, after=position)
+                    self._failures = 0
+
+    def verify(self) -> ChainVerdict:
+        """Checks the stored log against the recorded chain."""
+        return self.chains.verify(self.name, self._stored_log())
+
+    def _stored_log(self) -> Iterator[Notification]:
+        # A generator: the log's head is read at the first step, after
+        # ``verify`` has read the chain's, so that every chained position is
+        # within the part of the log read.
+        up_to = self.service.recorder.max_notification_id()
+        if up_to is None:
+            return
+        # From the very first row, whatever its position: a row forged at
+        # position 0 or below is part of the log too.
+        position: int | None = None
+        while True:
+            page = self.service.recorder.select_notifications(
+                position, self.page_size, stop=up_to, inclusive_of_start=False
+            )
+            yield from page
+            if len(page) < self.page_size:
+                return
+            position = page[-1].id
+
+
+def open_chain_store(settings: Settings) -> ChainStore:
+    """The chain table in the shop's view database, created if missing."""
+    # Imported here so that hosting may in turn import this module's keeper.
+    from application.hosting import open_view_store
+
+    chains = ChainStore(open_view_store(settings))
+    chains.create_schema()
+    return chains
+
+
+def verify_chains(
+    settings: Settings,
+    services: Collection[str] | None = None,
+    *,
+    extend_first: bool = True,
+) -> dict[str, ChainVerdict]:
+    """Verifies the log of every service (or of those named, in any case)
+    against its chain, having first chained what is new, unless told not to
+    (so a store never checkpointed before gets its chain)."""
+    known = {service.name.lower(): service for service in SERVICE_CLASSES}
+    wanted = [name.lower() for name in services or known]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise LookupError(
+            f"no service named {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    chains = open_chain_store(settings)
+    verdicts: dict[str, ChainVerdict] = {}
+    try:
+        for name in wanted:
+            service = known[name](settings)
+            try:
+                keeper = ChainKeeper(service, chains)
+                if extend_first:
+                    keeper.extend_now()
+                verdicts[service.name] = keeper.verify()
+            finally:
+                service.close()
+    finally:
+        chains.store.engine.dispose()
+    return verdicts
