@@ -39,6 +39,7 @@ from application.dead_letters import DEFAULT_DISCARD_REASON
 from application.demo import DEMO_PAYMENT_TIMEOUT, SKUS, DemoReport, run_demo
 from application.dto import StockView
 from application.hosting import (
+    PROCESS_MANAGER_NAMES,
     SubscriberFailedError,
     declared_subscribers,
     run_worker,
@@ -84,9 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=demo_command)
 
     worker = commands.add_parser(
-        "worker", help="run one subscriber in this process (standby if one runs)"
+        "worker",
+        help="run subscribers in this process (each a standby while another "
+        "instance of it runs)",
     )
-    worker.add_argument("name", help="the subscriber, as `eventshop topology` lists")
+    worker.add_argument(
+        "names", nargs="+", help="subscribers, as `eventshop topology` lists them"
+    )
     add_storage_options(worker)
     worker.add_argument(
         "--on-failure",
@@ -159,17 +164,33 @@ def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
         **os.environ,
         PAYMENT_TIMEOUT_VARIABLE: str(settings.payment_timeout.total_seconds()),
     }
-    names = [subscriber.name for subscriber in declared_subscribers()]
+    # Three worker processes (process managers, read models, audit index), not
+    # one per subscriber: each opens its own connections, and PostgreSQL allows
+    # 100 in all by default.
+    groups: dict[str, list[str]] = {}
+    for subscriber in declared_subscribers():
+        group = (
+            "audit"
+            if subscriber.name.startswith("audit_")
+            else "process"
+            if subscriber.name in PROCESS_MANAGER_NAMES
+            else "views"
+        )
+        groups.setdefault(group, []).append(subscriber.name)
+    names = [name for members in groups.values() for name in members]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "application.cli", "worker", name, *storage],
+            [sys.executable, "-m", "application.cli", "worker", *members, *storage],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for name in names
+        for members in groups.values()
     ]
-    console.print(f"started {len(workers)} workers: {', '.join(names)}")
+    console.print(
+        f"started {len(workers)} worker processes for {len(names)} subscribers: "
+        + "; ".join(", ".join(members) for members in groups.values())
+    )
     try:
         yield
     finally:
@@ -190,7 +211,11 @@ def print_demo_report(
         summary.add_row(f"orders {outcome}", str(count))
     summary.add_row("commands", str(report.commands))
     summary.add_row("wall time", f"{report.seconds:.2f} s")
-    summary.add_row("throughput", f"{report.commands / report.seconds:.0f} commands/s")
+    summary.add_row(
+        "throughput while shopping",
+        f"{report.shopping_commands / report.shopping_seconds:.0f} commands/s "
+        "(each checkout settled by the saga)",
+    )
     console.print(summary)
 
     stock_table = Table(title="Stock")
@@ -237,20 +262,25 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
     if args.on_failure is not None:
         policy = FaultPolicy(on_failure=args.on_failure)
         settings = replace(
-            settings, fault_policies={**settings.fault_policies, args.name: policy}
+            settings,
+            fault_policies={
+                **settings.fault_policies,
+                **dict.fromkeys(args.names, policy),
+            },
         )
     stopping = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signal_number, lambda *_: stopping.set())
-    console.print(f"worker {args.name} on {settings.describe()} (pid {os.getpid()})")
+    names = ", ".join(args.names)
+    console.print(f"worker {names} on {settings.describe()} (pid {os.getpid()})")
     try:
         with Shop(settings=settings, subscribers="workers") as shop:
-            run_worker(settings, args.name, shop.services, shop.views, stopping)
+            run_worker(settings, args.names, shop.services, shop.views, stopping)
     except SubscriberFailedError as stopped:
         # Halted or crashed: `eventshop status` shows where, with the traceback.
-        console.print(f"[red]worker {args.name} stopped: {stopped.error}[/]")
+        console.print(f"[red]worker {stopped.subscriber} stopped: {stopped.error}[/]")
         return 1
-    console.print(f"worker {args.name} stopped")
+    console.print(f"worker {names} stopped")
     return 0
 
 

@@ -108,8 +108,8 @@ class Settings:
     postgres: PostgresLocation | None = None
     # Small pools: a shop opens one per service, and PostgreSQL allows 100
     # connections by default across every process on the machine.
-    pool_size: int = 2
-    pool_max_overflow: int = 6
+    pool_size: int = 1
+    pool_max_overflow: int = 7
     lock_timeout_seconds: int = 30
     # How long a confirmed order may stay unpaid before it is cancelled.
     payment_timeout: timedelta = timedelta(minutes=30)

@@ -51,6 +51,8 @@ class DemoReport:
     orders_by_outcome: Counter[str] = field(default_factory=Counter)
     events_stored: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    shopping_commands: int = 0
+    shopping_seconds: float = 0.0
     invariants: list[InvariantCheck] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -150,6 +152,8 @@ def run_demo(
                     report.checked_out.append(cart_id)
             on_progress()
     shop.wait_until_processed(timeout=120)
+    report.shopping_commands = report.commands
+    report.shopping_seconds = time.perf_counter() - started
 
     rng = random.Random(base_seed)
     confirmed = [

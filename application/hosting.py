@@ -80,6 +80,11 @@ class SubscriberSpec:
 
 
 PROCESS_SERVICES: tuple[type[ProcessService[Any, Any]], ...] = (Orders, Inventory)
+PROCESS_MANAGER_NAMES = frozenset(
+    subscription.name
+    for service in PROCESS_SERVICES
+    for subscription in service.subscriptions
+)
 
 
 def declared_subscribers() -> list[SubscriberSpec]:
@@ -259,30 +264,31 @@ class Subscribers:
 
 def run_worker(
     settings: Settings,
-    subscriber_name: str,
+    subscriber_names: Sequence[str],
     services: Mapping[str, Application[Any]],
     store: ViewStore,
     stopping: threading.Event,
 ) -> None:
-    """Runs one subscriber in this process until ``stopping`` is set; on
-    PostgreSQL as the single active instance, else as a standby. The worker of
-    ``payment_deadlines`` also runs the payment-deadline ticker."""
+    """Runs the named subscribers in this process until ``stopping`` is set; on
+    PostgreSQL each as the single active instance, else as a standby. The worker
+    of ``payment_deadlines`` also runs the payment-deadline ticker."""
     subscribers = {
         subscriber.name: subscriber for subscriber in all_subscribers(services, store)
     }
-    if subscriber_name not in subscribers:
+    unknown = [name for name in subscriber_names if name not in subscribers]
+    if unknown or not subscriber_names:
         known = ", ".join(subscribers)
-        raise LookupError(f"no subscriber named {subscriber_name!r} (known: {known})")
-    subscriber = subscribers[subscriber_name]
+        raise LookupError(f"no subscriber named {unknown} (known: {known})")
     runners: list[SubscriberRunner | TickerRunner] = [
         SubscriberRunner(
-            subscriber,
-            services[subscriber.follows],
-            leadership_for(settings, subscriber.name),
-            fault_policy_for(settings, subscriber),
+            subscribers[name],
+            services[subscribers[name].follows],
+            leadership_for(settings, name),
+            fault_policy_for(settings, subscribers[name]),
         )
+        for name in dict.fromkeys(subscriber_names)
     ]
-    if subscriber_name == PaymentDeadlines.name:
+    if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)
         ticker = PaymentDeadlineTicker(orders, store)

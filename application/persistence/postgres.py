@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
+import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -38,8 +39,13 @@ REFUSE_CHANGE_FUNCTION = "eventshop_refuse_change"
 
 @contextmanager
 def schema_lock(datastore: es_postgres.PostgresDatastore) -> Iterator[None]:
-    """Holds the schema lock on a connection of its own for the block's duration."""
-    with datastore.get_connection() as conn:
+    """Holds the schema lock for the block's duration, on a connection of its
+    own that is closed afterwards (a pooled one would stay open, idle, for as
+    long as the pool keeps it)."""
+    conninfo, kwargs = datastore.pool.conninfo, datastore.pool.kwargs
+    assert isinstance(conninfo, str)
+    assert isinstance(kwargs, dict)
+    with psycopg.connect(conninfo, autocommit=True, **kwargs) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             yield

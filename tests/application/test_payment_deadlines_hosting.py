@@ -70,7 +70,7 @@ def test_the_payment_deadlines_worker_fires_deadlines(settings: Settings) -> Non
             try:
                 run_worker(
                     worker_settings,
-                    PaymentDeadlines.name,
+                    [PaymentDeadlines.name],
                     shop.services,
                     shop.views,
                     stopping,
