@@ -17,6 +17,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
+from application.chain import ChainKeeper
 from application.config import FaultPolicy, Settings
 from application.deadlines import PaymentDeadlineTicker, TickerRunner
 from application.runners import (
@@ -29,6 +30,7 @@ from application.runners import (
 from application.services import Inventory, Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from projections.catalog import PROJECTIONS
+from projections.chain import ChainStore
 from projections.deadlines import PaymentDeadlines
 from projections.engine import postgres_engine, sqlite_engine
 from projections.store import ViewStore
@@ -167,6 +169,7 @@ class Subscribers:
         self.store = store
         self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
+        self.chain_keepers = ChainKeepers()
         self.deadline_runner = (
             None
             if payment_deadlines is None
@@ -186,12 +189,14 @@ class Subscribers:
             self.runners.append(runner)
         if self.deadline_runner is not None:
             self.deadline_runner.start()
+        self.chain_keepers.start(self.services, self.store)
 
     def stop(self) -> None:
         if self.deadline_runner is not None:
             # First: its ticks write to the services the runners follow.
             self.deadline_runner.stop()
             self.deadline_runner.join()
+        self.chain_keepers.stop()
         for runner in self.runners:
             runner.stop()
         for runner in self.runners:
@@ -262,6 +267,33 @@ class Subscribers:
                 raise SubscriberFailedError(runner.name, runner.error)
 
 
+class ChainKeepers:
+    """Threads that extend each service's hash chain as its log grows."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    def start(self, services: Mapping[str, Application[Any]], store: ViewStore) -> None:
+        chains = ChainStore(store)
+        chains.create_schema()
+        for service in services.values():
+            thread = threading.Thread(
+                target=ChainKeeper(service, chains).run,
+                args=(self._stopping,),
+                name=f"chain {service.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+
+
 def run_worker(
     settings: Settings,
     subscriber_names: Sequence[str],
@@ -288,6 +320,10 @@ def run_worker(
         )
         for name in dict.fromkeys(subscriber_names)
     ]
+    chain_keepers = ChainKeepers()
+    if any(name.startswith("audit_") for name in subscriber_names):
+        # The worker of the audit index also keeps the logs' hash chains.
+        chain_keepers.start(services, store)
     if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)
@@ -300,6 +336,7 @@ def run_worker(
             if not all(runner.is_alive for runner in runners):
                 break
     finally:
+        chain_keepers.stop()
         for runner in runners:
             runner.stop()
         for runner in runners:
