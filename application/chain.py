@@ -99,7 +99,11 @@ class ChainKeeper:
                 except StopIteration:
                     return
                 if batch:
-                    position = self.chains.extend(self.name, batch, after=position)
+                    # ``position`` is how far this subscription has read; the
+                    # chain may be further on (another keeper), which extend
+                    # handles by skipping what is already chained.
+                    self.chains.extend(self.name, batch, after=position)
+                    position = batch[-1].id
                     self._failures = 0
 
     def verify(self) -> ChainVerdict:
