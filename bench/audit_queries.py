@@ -20,18 +20,17 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, insert
 
+from bench.run import temporary_schema
 from projections.audit import AUDIT_INDEXES
 from projections.audit_queries import EventFilter, find_events, history, trace
 from projections.engine import postgres_engine, sqlite_engine
@@ -174,20 +173,6 @@ def run(store: ViewStore, events: int, runs: int, table: Table, label: str) -> N
             f"{worst:.1f}",
             f"{baseline[name][0]:.1f}",
         )
-
-
-@contextmanager
-def temporary_schema(url: str) -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        yield schema
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
-            )
 
 
 def main() -> None:

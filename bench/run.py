@@ -175,18 +175,23 @@ def bench_catch_up(settings: Settings, events: int) -> list[Figure]:
 
 
 @contextmanager
-def temporary_schema(url: str) -> Iterator[Settings]:
+def temporary_schema(url: str) -> Iterator[str]:
+    """A fresh schema in the database at ``url``, dropped afterwards."""
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        separator = "&" if "?" in url else "?"
-        yield Settings.from_url(f"{url}{separator}schema={schema}")
+        yield schema
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
             )
+
+
+def schema_settings(url: str, schema: str) -> Settings:
+    separator = "&" if "?" in url else "?"
+    return Settings.from_url(f"{url}{separator}schema={schema}")
 
 
 def main() -> None:
@@ -212,10 +217,14 @@ def main() -> None:
             Settings.from_url(data_dir=Path(folder) / "catch-up"), args.events
         )
     if args.postgres:
-        with temporary_schema(args.postgres) as postgres:
-            figures += bench_commands(postgres, args.commands)
-        with temporary_schema(args.postgres) as postgres:
-            figures += bench_catch_up(postgres, args.events)
+        with temporary_schema(args.postgres) as schema:
+            figures += bench_commands(
+                schema_settings(args.postgres, schema), args.commands
+            )
+        with temporary_schema(args.postgres) as schema:
+            figures += bench_catch_up(
+                schema_settings(args.postgres, schema), args.events
+            )
 
     table = Table(title="eventshop benchmarks (baseline measured in the same run)")
     for column in ("benchmark", "engine", "variant"):

@@ -7,7 +7,6 @@ Named ``domain_testing`` rather than ``helpers`` because test folders have no
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,11 +16,10 @@ from eventsourcing.persistence import (
     DecimalAsStr,
     JSONTranscoder,
     Mapper,
-    Transcoding,
     UUIDAsHex,
 )
 
-from domain.values import Line
+from application.services.base import LineAsDict
 
 A = TypeVar("A", bound=Aggregate)
 E = TypeVar("E")
@@ -48,19 +46,6 @@ def replay(cls: type[A], events: Iterable[CanMutateAggregate[UUID]]) -> A:
         aggregate = past_event.mutate(aggregate)
     assert isinstance(aggregate, cls)
     return aggregate
-
-
-class LineAsDict(Transcoding):
-    """Stands in for the transcoding the application registers for ``Line``."""
-
-    type = Line
-    name = "line"
-
-    def encode(self, obj: Line) -> dict[str, Any]:
-        return {"sku": obj.sku, "quantity": obj.quantity, "unit_price": obj.unit_price}
-
-    def decode(self, data: dict[str, Any]) -> Line:
-        return Line(data["sku"], data["quantity"], Decimal(data["unit_price"]))
 
 
 def json_mapper() -> Mapper[UUID]:
