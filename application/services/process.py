@@ -8,6 +8,13 @@ brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
 redelivered, replayed or concurrently duplicated event never takes effect twice.
 
+Each reaction declares, with :func:`needs`, the aggregates it will load, as a
+function of its event (and of what is loaded so far, for what only a loaded
+aggregate knows). A batch loads the needs of all its events at once, in rounds
+of one or two statements (see ``application.services.loading``), from a cache
+of what the subscriber's earlier batches left behind, fast-forwarded first. A
+reaction that asks for more still gets it, with a load of its own.
+
 An event the runner gives up on (see ``application.runners``) is parked as a
 :class:`~domain.dead_letter.DeadLetter` of the same store, recorded with the
 tracking that moves past it; retrying it later records the reaction's effects
@@ -17,20 +24,22 @@ the dead letter is what keeps a retry from taking effect twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import get_topic
 
 from application.metadata import acting_as, caused_by, stamp_metadata
 from application.persistence import EXPECTED_POSITION, PositionMovedError
 from application.services.base import K, ShopService
+from application.services.loading import DEFAULT_CACHE_SIZE, AggregateLoader
 from domain.dead_letter import DeadLetter, Failure, ParkedEvent
 from domain.errors import (
     ConcurrencyConflictError,
@@ -41,10 +50,17 @@ from projections.base import handlers_of
 
 A = TypeVar("A", bound=Aggregate)
 Other = TypeVar("Other", bound=Aggregate)
+E = TypeVar("E")
+F = TypeVar("F", bound=Callable[..., None])
 
 # A batch that collides with a command on the same aggregate is simply redone
 # on the fresh state; only a persistent collision is worth a runner's retry.
 MAX_BATCH_ATTEMPTS = 10
+
+# Rounds of loading before a batch's reactions run: a round per step of
+# "this aggregate names those" (an order's allocation names its items), and
+# one to see that nothing new is asked. Beyond that, reactions load the rest.
+MAX_PREFETCH_ROUNDS = 4
 
 
 class TrackingProcessRecorder(Protocol):
@@ -64,6 +80,30 @@ class Subscription:
     event_types: tuple[type, ...]
 
 
+class LoadedSoFar(Protocol):
+    """What a needs function may look at: the batch's aggregates, no loading."""
+
+    def loaded(self, aggregate_id: UUID, kind: type[Other]) -> Other | None: ...
+
+
+Needs = Callable[[Any, LoadedSoFar], Iterable[UUID]]
+
+
+def needs(
+    ids: Callable[[E, LoadedSoFar], Iterable[UUID]],
+) -> Callable[[F], F]:
+    """Declares the aggregates a reaction loads: ``ids(event, batch)`` names
+    them from the event alone, or also from aggregates already loaded (then it
+    is asked again after each round of loading, until it names nothing new).
+    It must be pure: it may be called several times per batch, or not at all."""
+
+    def mark(reaction: F) -> F:
+        reaction.__needs__ = ids  # type: ignore[attr-defined]
+        return reaction
+
+    return mark
+
+
 class Batch:
     """What reactions to one batch of events change, recorded all at once: with
     the tracking that moves the position from ``expected`` to its own (checked
@@ -72,28 +112,50 @@ class Batch:
     def __init__(
         self,
         service: ShopService[Any, Any],
+        loader: AggregateLoader,
         tracking: Tracking | None = None,
         expected: int = 0,
     ) -> None:
         self._service = service
+        self._loader = loader
         self.processing = ProcessingEvent[UUID](tracking)
         if tracking is not None:
             self.processing.saved_kwargs[EXPECTED_POSITION] = expected
         self._loaded: dict[UUID, Aggregate] = {}
+        self._absent: set[UUID] = set()
+
+    @property
+    def aggregates(self) -> Collection[Aggregate]:
+        """Every aggregate the batch loaded or recorded."""
+        return self._loaded.values()
+
+    def fetch(self, aggregate_ids: Iterable[UUID]) -> bool:
+        """Loads, at once, those of the aggregates the batch knows nothing of
+        yet; False if there were none."""
+        unknown = {
+            aggregate_id
+            for aggregate_id in aggregate_ids
+            if aggregate_id not in self._loaded and aggregate_id not in self._absent
+        }
+        if not unknown:
+            return False
+        found = self._loader.load(unknown)
+        self._loaded.update(found)
+        self._absent.update(unknown.difference(found))
+        return True
+
+    def loaded(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
+        """The aggregate as this batch has it so far (None if it does not
+        exist, or has not been loaded)."""
+        aggregate = self._loaded.get(aggregate_id)
+        return aggregate if isinstance(aggregate, kind) else None
 
     def load(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
         """The aggregate as this batch has left it (None if it does not exist):
-        two events of one batch reacting on the same aggregate see each other."""
-        aggregate = self._loaded.get(aggregate_id)
-        if aggregate is None:
-            try:
-                aggregate = self._service.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                return None
-            self._loaded[aggregate_id] = aggregate
-        if not isinstance(aggregate, kind):
-            return None
-        return aggregate
+        two events of one batch reacting on the same aggregate see each other.
+        Loaded on the spot if the reaction's needs did not name it."""
+        self.fetch((aggregate_id,))
+        return self.loaded(aggregate_id, kind)
 
     def record(self, *aggregates: Aggregate) -> None:
         """Takes the aggregates' new events into the batch, stamped with the
@@ -103,6 +165,7 @@ class Batch:
         stamp_metadata(self.processing.events[already:])
         for aggregate in aggregates:
             self._loaded[aggregate.id] = aggregate
+            self._absent.discard(aggregate.id)
 
 
 Reaction = Callable[[Any, Any, Batch], None]
@@ -113,10 +176,18 @@ class ProcessService(ShopService[A, K]):
 
     subscriptions: ClassVar[tuple[Subscription, ...]] = ()
     _reactions: ClassVar[dict[type, Reaction]] = {}
+    _needs: ClassVar[dict[type, Needs]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._reactions = handlers_of(cls)
+        # Kept apart from the reactions, so a reaction replaced at run time
+        # (a test's faulty stand-in) still has its original's needs loaded.
+        cls._needs = {}
+        for event_type in cls._reactions:
+            ids: Needs | None = getattr(cls._reactions[event_type], "__needs__", None)
+            if ids is not None:
+                cls._needs[event_type] = ids
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -130,9 +201,42 @@ class ProcessService(ShopService[A, K]):
         if reaction is not None:
             reaction(self, event, batch)
 
+    def prefetch(self, events: Sequence[object], batch: Batch) -> None:
+        """Loads what the reactions to ``events`` need, every id of a round at
+        once, for as many rounds as loaded aggregates name more (bounded)."""
+        for _ in range(MAX_PREFETCH_ROUNDS):
+            wanted = [
+                aggregate_id
+                for event in events
+                if (ids := self._needs.get(type(event))) is not None
+                for aggregate_id in ids(event, batch)
+            ]
+            if not batch.fetch(wanted):
+                return
+
     def record_batch(self, batch: Batch) -> None:
         self._record(batch.processing)
         self._take_snapshots(batch.processing)
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots the aggregates due one from their state in memory where
+        it is the version due (the library would rebuild each from the store),
+        and writes them all at once."""
+        if self.snapshots is None:
+            return
+        snapshots: list[Snapshot] = []
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            interval = self.snapshotting_intervals.get(type(aggregate))  # type: ignore[arg-type]
+            if aggregate is None or not interval or event.originator_version % interval:
+                continue
+            if aggregate.version == event.originator_version:
+                snapshot_class = getattr(type(aggregate), "Snapshot", Snapshot)
+                snapshots.append(snapshot_class.take(aggregate))
+            else:
+                self.take_snapshot(event.originator_id, event.originator_version)
+        if snapshots:
+            self.snapshots.put(snapshots)
 
 
 class ProcessSubscriber:
@@ -143,11 +247,16 @@ class ProcessSubscriber:
         service: ProcessService[Any, Any],
         subscription: Subscription,
         report: Callable[[str, str, str | None], None],
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.service = service
         self.subscription = subscription
         self._report = report
         self._has_tracking_row = False
+        # The cache is the runner thread's alone; dead letters, handled from
+        # other threads, load without one.
+        self.loader = AggregateLoader(service, cache_size)
+        self._uncached = AggregateLoader(service)
 
     @property
     def name(self) -> str:
@@ -181,12 +290,14 @@ class ProcessSubscriber:
     ) -> bool:
         tracking = Tracking(self.follows, new_position)
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
-            batch = Batch(self.service, tracking, expected_position or 0)
-            for event in events:
-                with caused_by(event, self.actor):  # type: ignore[arg-type]
-                    self.service.react(event, batch)
+            batch = Batch(self.service, self.loader, tracking, expected_position or 0)
             try:
-                self.service.record_batch(batch)
+                with self._caching(batch):
+                    self.service.prefetch(events, batch)
+                    for event in events:
+                        with caused_by(event, self.actor):  # type: ignore[arg-type]
+                            self.service.react(event, batch)
+                    self.service.record_batch(batch)
             except PositionMovedError:
                 return False
             except RecordConflictError:
@@ -197,11 +308,23 @@ class ProcessSubscriber:
             return True
         return False
 
+    @contextmanager
+    def _caching(self, batch: Batch) -> Iterator[None]:
+        """Keeps what the batch leaves behind once it is recorded; drops all it
+        touched if anything fails, its changes being unrecorded."""
+        try:
+            yield
+        except BaseException:
+            self.loader.forget(aggregate.id for aggregate in batch.aggregates)
+            raise
+        self.loader.keep(batch.aggregates)
+
     def park(
         self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
     ) -> bool:
         batch = Batch(
             self.service,
+            self._uncached,
             Tracking(self.follows, parked.position),
             expected_position or 0,
         )
@@ -218,11 +341,12 @@ class ProcessSubscriber:
         one transaction. If the reaction fails, nothing of it is written, the
         dead letter keeps the new error and DeadLetterRetryFailedError says so."""
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service)
+            batch = Batch(self.service, self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             letter.mark_retried()
             try:
                 event = parked_event()
+                self.service.prefetch([event], batch)
                 with caused_by(event, self.actor):  # type: ignore[arg-type]
                     self.service.react(event, batch)
                     batch.record(letter)
@@ -249,7 +373,7 @@ class ProcessSubscriber:
         self, dead_letter_id: UUID, change: Callable[[DeadLetter], None]
     ) -> None:
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service)
+            batch = Batch(self.service, self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             change(letter)
             batch.record(letter)
