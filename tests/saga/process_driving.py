@@ -3,12 +3,14 @@ which events each one gets and in batches of what size."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
+import pytest
 from eventsourcing.persistence import Notification
 
 from application.config import Settings
@@ -111,3 +113,17 @@ def fresh_settings(engine: str) -> Iterator[Settings]:
         else:
             schema = stack.enter_context(temporary_postgres_schema())
             yield Settings.from_url(postgres_url(schema))
+
+
+def spy_on(monkeypatch: pytest.MonkeyPatch, recorder: object, method: str) -> list[Any]:
+    """Records the argument of every call of the recorder's ``method``."""
+    calls: list[Any] = []
+    original = getattr(recorder, method)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        argument = args[0] if args else kwargs
+        calls.append(dict(argument) if isinstance(argument, Mapping) else argument)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, method, spy)
+    return calls
