@@ -94,29 +94,6 @@ def test_loading_starts_from_the_latest_snapshot(
     assert loaded.on_hand == 119
 
 
-def test_a_snapshot_taken_from_memory_is_the_state_the_store_gives(
-    inventory: Inventory,
-) -> None:
-    # given an item one event short of a snapshot
-    item = InventoryItem.register(TEA, TEA_NAME, TEA_PRICE)
-    for _ in range(SNAPSHOT_INTERVAL - 2):
-        item.receive(2)
-    inventory.save(item)
-    order_id = uuid4()
-
-    # when the event that is due one is saved (the item, in memory, is at it)
-    inventory.reserve(TEA, order_id, 3)
-
-    # then the snapshot holds exactly what replaying up to it gives
-    assert inventory.snapshots is not None
-    (snapshot,) = inventory.snapshots.get(item.id)
-    assert snapshot.originator_version == SNAPSHOT_INTERVAL
-    from_snapshot: InventoryItem = inventory.repository.get(item.id)
-    replayed = replay(InventoryItem, inventory.events.get(item.id))
-    assert item_state(from_snapshot) == item_state(replayed)
-    assert from_snapshot.reservations == {order_id: 3}
-
-
 def test_latest_snapshots_of_several_items_in_one_read(
     inventory: Inventory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

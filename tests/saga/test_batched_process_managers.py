@@ -1,6 +1,7 @@
-"""The process managers' loading, on SQLite and PostgreSQL: what a batch needs
-is read at once, a cached aggregate is brought up to date before it is used,
-and nothing a failed or conflicting batch touched stays cached."""
+"""Batched process managers, on SQLite and PostgreSQL: what a batch needs is
+read at once, a cached aggregate is brought up to date before it is used,
+nothing a failed or conflicting batch touched stays cached, and a batch's
+snapshots are taken from what it recorded."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from domain.allocation import allocation_id
 from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id, order_id_for_cart
+from tests.application.shop_testing import item_state, replay
 from tests.saga.process_driving import Services, spy_on
 
 TEA = "TEA-1"
 MUG = "MUG-1"
 PRICE = "2.50"
 TEA_ID = inventory_item_id(TEA)
+SNAPSHOT_INTERVAL = 50
 
 
 @pytest.fixture
@@ -260,3 +263,32 @@ def test_a_reaction_loads_on_its_own_what_its_needs_did_not_name(
         "confirmed",
         "rejected",
     )
+
+
+def test_a_batch_that_crosses_a_snapshot_interval_snapshots_what_it_recorded(
+    services: Services,
+) -> None:
+    # given TEA two events short of its first snapshot (at 50 events)
+    for _ in range(SNAPSHOT_INTERVAL - 3):
+        services.inventory.receive_stock(TEA, 1)
+    before = services.inventory.get_stock(TEA).version
+    assert before == SNAPSHOT_INTERVAL - 2
+    assert services.inventory.snapshots is not None
+    assert list(services.inventory.snapshots.get(TEA_ID)) == []
+
+    # when one batch reserves stock for five orders
+    orders = [checked_out(services, f"customer-{n}", (TEA, 1)) for n in range(5)]
+    services.feed("checkout")
+    services.feed("allocation", batch_size=lambda: 5)
+
+    # then the item was snapshotted once, at the version the batch left it,
+    # holding exactly what replaying its events up to there gives
+    (snapshot,) = services.inventory.snapshots.get(TEA_ID)
+    assert snapshot.originator_version == before + 5
+    # (the repository starts from the snapshot, with no event after it)
+    from_snapshot: InventoryItem = services.inventory.repository.get(
+        TEA_ID, version=snapshot.originator_version
+    )
+    replayed = replay(InventoryItem, services.inventory.events.get(TEA_ID))
+    assert item_state(from_snapshot) == item_state(replayed)
+    assert set(from_snapshot.reservations) == set(orders)
