@@ -10,13 +10,8 @@ from uuid import UUID
 from eventsourcing.domain import MutableOrImmutableAggregate
 
 from application.dto import StockView
-from application.services.process import (
-    Batch,
-    LoadedSoFar,
-    ProcessService,
-    Subscription,
-    needs,
-)
+from application.services.batch import Batch, LoadedSoFar, needs
+from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation, AllocationStatus, allocation_id
 from domain.errors import ProductAlreadyRegisteredError, ProductNotFoundError
 from domain.inventory import InventoryItem

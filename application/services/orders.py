@@ -8,13 +8,8 @@ from decimal import Decimal
 from uuid import UUID
 
 from application.dto import OrderView
-from application.services.process import (
-    Batch,
-    LoadedSoFar,
-    ProcessService,
-    Subscription,
-    needs,
-)
+from application.services.batch import Batch, LoadedSoFar, needs
+from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation
 from domain.cart import Cart
 from domain.errors import OrderNotFoundError

@@ -8,12 +8,11 @@ brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
 redelivered, replayed or concurrently duplicated event never takes effect twice.
 
-Each reaction declares, with :func:`needs`, the aggregates it will load, as a
-function of its event (and of what is loaded so far, for what only a loaded
-aggregate knows). A batch loads the needs of all its events at once, in rounds
-of one or two statements (see ``application.services.loading``), from a cache
-of what the subscriber's earlier batches left behind, fast-forwarded first. A
-reaction that asks for more still gets it, with a load of its own.
+Each reaction declares, with :func:`~application.services.batch.needs`, the
+aggregates it will load. Before the reactions run, a batch loads the needs of
+all its events at once, in rounds of one or two statements (see
+``application.services.loading``), through a cache of what the subscriber's
+earlier batches left behind, brought up to date first.
 
 An event the runner gives up on (see ``application.runners``) is parked as a
 :class:`~domain.dead_letter.DeadLetter` of the same store, recorded with the
@@ -24,7 +23,7 @@ the dead letter is what keeps a retry from taking effect twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -36,9 +35,10 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import get_topic
 
-from application.metadata import acting_as, caused_by, stamp_metadata
-from application.persistence import EXPECTED_POSITION, PositionMovedError
+from application.metadata import acting_as, caused_by
+from application.persistence import PositionMovedError
 from application.services.base import K, ShopService
+from application.services.batch import Batch, Needs
 from application.services.loading import DEFAULT_CACHE_SIZE, AggregateLoader
 from domain.dead_letter import DeadLetter, Failure, ParkedEvent
 from domain.errors import (
@@ -49,17 +49,14 @@ from domain.errors import (
 from projections.base import handlers_of
 
 A = TypeVar("A", bound=Aggregate)
-Other = TypeVar("Other", bound=Aggregate)
-E = TypeVar("E")
-F = TypeVar("F", bound=Callable[..., None])
 
 # A batch that collides with a command on the same aggregate is simply redone
 # on the fresh state; only a persistent collision is worth a runner's retry.
 MAX_BATCH_ATTEMPTS = 10
 
-# Rounds of loading before a batch's reactions run: a round per step of
-# "this aggregate names those" (an order's allocation names its items), and
-# one to see that nothing new is asked. Beyond that, reactions load the rest.
+# Rounds of loading before a batch's reactions run: one per step of "this
+# aggregate names those" (an order's allocation names its items), and one to
+# see that nothing new is asked. Reactions load whatever is left themselves.
 MAX_PREFETCH_ROUNDS = 4
 
 
@@ -78,98 +75,6 @@ class Subscription:
     name: str
     follows: str
     event_types: tuple[type, ...]
-
-
-class LoadedSoFar(Protocol):
-    """What a needs function may look at: the batch's aggregates, no loading."""
-
-    def loaded(self, aggregate_id: UUID, kind: type[Other]) -> Other | None: ...
-
-
-Needs = Callable[[Any, LoadedSoFar], Iterable[UUID]]
-
-
-def needs(
-    ids: Callable[[E, LoadedSoFar], Iterable[UUID]],
-) -> Callable[[F], F]:
-    """Declares the aggregates a reaction loads: ``ids(event, batch)`` names
-    them from the event alone, or also from aggregates already loaded (then it
-    is asked again after each round of loading, until it names nothing new).
-    It must be pure: it may be called several times per batch, or not at all."""
-
-    def mark(reaction: F) -> F:
-        reaction.__needs__ = ids  # type: ignore[attr-defined]
-        return reaction
-
-    return mark
-
-
-class Batch:
-    """What reactions to one batch of events change, recorded all at once: with
-    the tracking that moves the position from ``expected`` to its own (checked
-    in the same transaction), or without tracking for a retried dead letter."""
-
-    def __init__(
-        self,
-        service: ShopService[Any, Any],
-        loader: AggregateLoader,
-        tracking: Tracking | None = None,
-        expected: int = 0,
-    ) -> None:
-        self._service = service
-        self._loader = loader
-        self.processing = ProcessingEvent[UUID](tracking)
-        if tracking is not None:
-            self.processing.saved_kwargs[EXPECTED_POSITION] = expected
-        self._loaded: dict[UUID, Aggregate] = {}
-        self._absent: set[UUID] = set()
-
-    @property
-    def aggregates(self) -> Collection[Aggregate]:
-        """Every aggregate the batch loaded or recorded."""
-        return self._loaded.values()
-
-    def fetch(self, aggregate_ids: Iterable[UUID]) -> bool:
-        """Loads, at once, those of the aggregates the batch knows nothing of
-        yet; False if there were none."""
-        unknown = {
-            aggregate_id
-            for aggregate_id in aggregate_ids
-            if aggregate_id not in self._loaded and aggregate_id not in self._absent
-        }
-        if not unknown:
-            return False
-        found = self._loader.load(unknown)
-        self._loaded.update(found)
-        self._absent.update(unknown.difference(found))
-        return True
-
-    def loaded(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
-        """The aggregate as this batch has it so far (None if it does not
-        exist, or has not been loaded)."""
-        aggregate = self._loaded.get(aggregate_id)
-        return aggregate if isinstance(aggregate, kind) else None
-
-    def load(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
-        """The aggregate as this batch has left it (None if it does not exist):
-        two events of one batch reacting on the same aggregate see each other.
-        Loaded on the spot if the reaction's needs did not name it."""
-        self.fetch((aggregate_id,))
-        return self.loaded(aggregate_id, kind)
-
-    def record(self, *aggregates: Aggregate) -> None:
-        """Takes the aggregates' new events into the batch, stamped with the
-        metadata of the reaction that caused them."""
-        for aggregate in aggregates:
-            # What ProcessingEvent.collect_events does with an aggregate,
-            # without its two isinstance checks of runtime protocols (slow
-            # enough to cost a tenth of a batch).
-            new_events = aggregate.collect_events()
-            stamp_metadata(new_events)
-            self.processing.events.extend(new_events)
-            self.processing.aggregates[aggregate.id] = aggregate
-            self._loaded[aggregate.id] = aggregate
-            self._absent.discard(aggregate.id)
 
 
 Reaction = Callable[[Any, Any, Batch], None]
@@ -226,8 +131,8 @@ class ProcessService(ShopService[A, K]):
         """Snapshots every aggregate whose new events crossed a multiple of
         its snapshotting interval, at the version the batch left it, from its
         state in memory, all in one write. (The library snapshots at each
-        multiple, rebuilding the aggregate at it from the store: a batch
-        reserving 30 units of one item would mostly pay for that.)"""
+        multiple, rebuilding the aggregate at it from the store: a batch of
+        hundreds of reservations of a few items would mostly pay for that.)"""
         if self.snapshots is None:
             return
         first_new: dict[UUID, int] = {}
@@ -305,7 +210,7 @@ class ProcessSubscriber:
     ) -> bool:
         tracking = Tracking(self.follows, new_position)
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
-            batch = Batch(self.service, self.loader, tracking, expected_position or 0)
+            batch = Batch(self.loader, tracking, expected_position or 0)
             try:
                 with self._caching(batch):
                     self.service.prefetch(events, batch)
@@ -338,7 +243,6 @@ class ProcessSubscriber:
         self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
     ) -> bool:
         batch = Batch(
-            self.service,
             self._uncached,
             Tracking(self.follows, parked.position),
             expected_position or 0,
@@ -356,7 +260,7 @@ class ProcessSubscriber:
         one transaction. If the reaction fails, nothing of it is written, the
         dead letter keeps the new error and DeadLetterRetryFailedError says so."""
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service, self._uncached)
+            batch = Batch(self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             letter.mark_retried()
             try:
@@ -388,7 +292,7 @@ class ProcessSubscriber:
         self, dead_letter_id: UUID, change: Callable[[DeadLetter], None]
     ) -> None:
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service, self._uncached)
+            batch = Batch(self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             change(letter)
             batch.record(letter)

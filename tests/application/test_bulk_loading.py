@@ -13,32 +13,19 @@ from eventsourcing.domain import Aggregate
 
 from application import Settings
 from application.persistence.sqlite import IDS_PER_STATEMENT
-from application.services import Carts, Inventory
 from application.services.loading import AggregateLoader
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state, replay
-from tests.saga.process_driving import spy_on
+from tests.saga.process_driving import Services, spy_on
 
 SNAPSHOT_INTERVAL = 50
 
 
 @pytest.fixture
-def carts(settings: Settings) -> Iterator[Carts]:
-    service = Carts(settings)
-    try:
-        yield service
-    finally:
-        service.close()
-
-
-@pytest.fixture
-def inventory(settings: Settings) -> Iterator[Inventory]:
-    service = Inventory(settings)
-    try:
-        yield service
-    finally:
-        service.close()
+def services(settings: Settings) -> Iterator[Services]:
+    with Services.opened(settings) as opened:
+        yield opened
 
 
 def state(aggregate: Aggregate) -> dict[str, Any]:
@@ -46,8 +33,9 @@ def state(aggregate: Aggregate) -> dict[str, Any]:
 
 
 def test_many_aggregates_load_in_one_read_as_the_repository_rebuilds_them(
-    carts: Carts, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    carts = services.carts
     # given more carts than SQLite takes ids in one statement, some with items
     stored = [Cart.open(f"customer-{n}") for n in range(IDS_PER_STATEMENT + 50)]
     for n, cart in enumerate(stored[::7]):
@@ -68,8 +56,9 @@ def test_many_aggregates_load_in_one_read_as_the_repository_rebuilds_them(
 
 
 def test_loading_starts_from_the_latest_snapshot(
-    inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    inventory = services.inventory
     # given an item saved with 120 events at once: snapshots at 50 and 100
     item = InventoryItem.register(TEA, TEA_NAME, TEA_PRICE)
     for _ in range(119):
@@ -95,8 +84,9 @@ def test_loading_starts_from_the_latest_snapshot(
 
 
 def test_latest_snapshots_of_several_items_in_one_read(
-    inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+    services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    inventory = services.inventory
     # given items with 0, 1 and 2 snapshots
     items = [InventoryItem.register(f"SKU-{n}", "item", TEA_PRICE) for n in range(3)]
     for snapshots, item in enumerate(items):

@@ -53,6 +53,18 @@ class Services:
         }
         return cls(carts, orders, inventory, subscribers)
 
+    @classmethod
+    @contextmanager
+    def opened(
+        cls, settings: Settings, cache_size: int = DEFAULT_CACHE_SIZE
+    ) -> Iterator[Services]:
+        """The services, closed at the end of the block."""
+        services = cls.open(settings, cache_size)
+        try:
+            yield services
+        finally:
+            services.close()
+
     def close(self) -> None:
         for service in (self.carts, self.orders, self.inventory):
             service.close()

@@ -161,21 +161,20 @@ def run(
     ``cache_size`` aggregates (default: none)."""
     names = Names()
     results: list[str] = []
-    with fresh_settings(engine) as settings:
-        services = Services.open(settings, cache_size)
-        feeding = batch_size or (lambda: 1)
-        try:
-            with acting_as("tester", names.step("setup")):
-                for sku in SKUS:
-                    services.inventory.register_product(sku, sku, PRICE)
-            carts: list[UUID] = []
-            for number, step in enumerate(script):
-                with acting_as("tester", names.step(number)):
-                    results.append(perform(services, step, carts, names, feeding))
-            services.settle(feeding)
-            return Outcome(results, *stored(services, names))
-        finally:
-            services.close()
+    feeding = batch_size or (lambda: 1)
+    with (
+        fresh_settings(engine) as settings,
+        Services.opened(settings, cache_size) as services,
+    ):
+        with acting_as("tester", names.step("setup")):
+            for sku in SKUS:
+                services.inventory.register_product(sku, sku, PRICE)
+        carts: list[UUID] = []
+        for number, step in enumerate(script):
+            with acting_as("tester", names.step(number)):
+                results.append(perform(services, step, carts, names, feeding))
+        services.settle(feeding)
+        return Outcome(results, *stored(services, names))
 
 
 def perform(

@@ -13,7 +13,7 @@ import pytest
 
 from application import Settings
 from application.services import Inventory
-from application.services.process import Batch
+from application.services.batch import Batch
 from domain.allocation import allocation_id
 from domain.inventory import InventoryItem
 from domain.order import Order
@@ -30,13 +30,10 @@ SNAPSHOT_INTERVAL = 50
 
 @pytest.fixture
 def services(settings: Settings) -> Iterator[Services]:
-    opened = Services.open(settings)
-    try:
+    with Services.opened(settings) as opened:
         for sku in (TEA, MUG):
             opened.inventory.register_product(sku, sku, PRICE)
         yield opened
-    finally:
-        opened.close()
 
 
 def checked_out(services: Services, customer: str, *lines: tuple[str, int]) -> UUID:
@@ -60,6 +57,14 @@ def reservations_of(services: Services, order_id: UUID) -> list[int]:
         for event in services.inventory.events.get(TEA_ID)
         if isinstance(event, InventoryItem.StockReserved) and event.order_id == order_id
     ]
+
+
+def given_tea_cached_after_one_order(services: Services) -> None:
+    """5 TEA in stock, 1 reserved for a first order: TEA is in the cache."""
+    services.inventory.receive_stock(TEA, 5)
+    checked_out(services, "ann", (TEA, 1))
+    services.settle()
+    assert services.subscribers["allocation"].loader.is_cached(TEA_ID)
 
 
 def test_a_cached_item_is_brought_up_to_date_when_stock_arrives_between_batches(
@@ -101,11 +106,8 @@ def test_a_batch_that_fails_leaves_nothing_of_its_changes_in_the_cache(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given TEA in the allocation's cache
-    services.inventory.receive_stock(TEA, 5)
-    checked_out(services, "ann", (TEA, 1))
-    services.settle()
+    given_tea_cached_after_one_order(services)
     allocation = services.subscribers["allocation"]
-    assert allocation.loader.is_cached(TEA_ID)
 
     # when the next batch fails after its reaction has reserved stock in memory
     allocate = Inventory._reactions[Order.Placed]
@@ -134,10 +136,8 @@ def test_a_batch_that_fails_leaves_nothing_of_its_changes_in_the_cache(
 def test_a_batch_that_collides_with_a_command_is_redone_on_fresh_state(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # given TEA in the allocation's cache
-    services.inventory.receive_stock(TEA, 5)
-    checked_out(services, "ann", (TEA, 1))
-    services.settle()
+    # given TEA in the allocation's cache, and a second order placed
+    given_tea_cached_after_one_order(services)
     second = checked_out(services, "bob", (TEA, 2))
     services.feed("checkout")
 
