@@ -94,13 +94,18 @@ def caused_by(event: DomainEventProtocol[Any], actor: str) -> Iterator[EventMeta
 def stamp_metadata(events: Iterable[DomainEventProtocol[Any]]) -> None:
     """Fixes the current metadata onto events that will be stored later, outside
     the block that caused them (as a process manager's batch is)."""
-    metadata = _current.get() or EventMetadata(SYSTEM_ACTOR, uuid4())
+    metadata = _current.get()
     for domain_event in events:
         # Snapshots are derived data, not something anybody did.
         if not isinstance(domain_event, Snapshot):
             # The event is frozen for its declared fields only; the reserved
             # key rides in its __dict__ so the base mapper encodes it.
-            vars(domain_event).setdefault(METADATA_KEY, metadata.as_state())
+            state = vars(domain_event)
+            if METADATA_KEY not in state:
+                # Made only when needed: a process manager's batch, already
+                # stamped, is stored outside any action (a uuid4 per event).
+                metadata = metadata or EventMetadata(SYSTEM_ACTOR, uuid4())
+                state[METADATA_KEY] = metadata.as_state()
 
 
 class MetadataMapper(Mapper[UUID]):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from eventsourcing import postgres as es_postgres
@@ -20,7 +21,7 @@ from eventsourcing.persistence import (
 )
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from application.persistence import (
     APPEND_ONLY_MESSAGE,
@@ -57,6 +58,65 @@ class _SerializedSchema(es_postgres.PostgresRecorder):
     def create_table(self) -> None:
         with schema_lock(self.datastore):
             super().create_table()
+
+
+class _BulkReads(es_postgres.PostgresAggregateRecorder):
+    """Reads the events of many originators in one statement each (see
+    ``application.services.loading``), by arrays rather than one round trip
+    per originator."""
+
+    def __init__(self, datastore: es_postgres.PostgresDatastore, **kwargs: str) -> None:
+        super().__init__(datastore, **kwargs)
+        table = SQL("{schema}.{table}").format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+        id_type = Identifier(self.datastore.originator_id_type)
+        self._select_events_after = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::{id_type}[], %s::bigint[]) AS after(id, version) "
+            "JOIN {table} AS e ON e.originator_id = after.id "
+            "AND e.originator_version > after.version "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(table=table, id_type=id_type)
+        # One index probe per originator, newest first, instead of reading
+        # every snapshot an originator ever had.
+        self._select_latest = SQL(
+            "SELECT latest.* FROM unnest(%s::{id_type}[]) AS wanted(id) "
+            "CROSS JOIN LATERAL ("
+            "SELECT originator_id, originator_version, topic, state FROM {table} "
+            "WHERE originator_id = wanted.id "
+            "ORDER BY originator_version DESC LIMIT 1) AS latest"
+        ).format(table=table, id_type=id_type)
+
+    def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
+        if not versions:
+            return []
+        return self._select(
+            self._select_events_after, (list(versions), list(versions.values()))
+        )
+
+    def select_latest_events(
+        self, originator_ids: Collection[UUID]
+    ) -> list[StoredEvent]:
+        if not originator_ids:
+            return []
+        return self._select(self._select_latest, (list(originator_ids),))
+
+    def _select(
+        self, statement: SQL | Composed, params: Sequence[Any]
+    ) -> list[StoredEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
 
 
 class ListenHub:
@@ -190,7 +250,7 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
 
 
 class PostgresAggregateRecorder(
-    _SerializedSchema, es_postgres.PostgresAggregateRecorder
+    _SerializedSchema, _BulkReads, es_postgres.PostgresAggregateRecorder
 ):
     """Holds snapshots: derived data, so not append-only, but created safely."""
 
@@ -207,13 +267,13 @@ class _Subscribable(es_postgres.PostgresApplicationRecorder):
 
 
 class PostgresApplicationRecorder(
-    _AppendOnly, _Subscribable, es_postgres.PostgresApplicationRecorder
+    _AppendOnly, _BulkReads, _Subscribable, es_postgres.PostgresApplicationRecorder
 ):
     pass
 
 
 class PostgresProcessRecorder(
-    _AppendOnly, _Subscribable, es_postgres.PostgresProcessRecorder
+    _AppendOnly, _BulkReads, _Subscribable, es_postgres.PostgresProcessRecorder
 ):
     def ensure_tracking(self, leader: str) -> None:
         """Gives ``leader`` a tracking row (at 0) so a batch can always lock it."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
+from uuid import UUID
 
 from eventsourcing import sqlite as es_sqlite
 from eventsourcing.persistence import (
@@ -39,6 +41,87 @@ class _AppendOnly(es_sqlite.SQLiteRecorder):
         ]
 
 
+# Well under SQLite's limit of bound parameters per statement (999 before
+# 3.32), two per originator when versions are bound too.
+IDS_PER_STATEMENT = 400
+
+
+def _chunks(items: Collection[UUID], size: int) -> Iterator[list[UUID]]:
+    remaining = iter(items)
+    while chunk := list(islice(remaining, size)):
+        yield chunk
+
+
+class _BulkReads(es_sqlite.SQLiteAggregateRecorder):
+    """Reads the events of many originators in few statements (see
+    ``application.services.loading``), instead of one per originator."""
+
+    def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
+        def statement(count: int) -> str:
+            after = ", ".join(["(?, ?)"] * count)
+            return (
+                f"WITH after(id, version) AS (VALUES {after}) "
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                f"FROM after JOIN {self.events_table_name} AS e "
+                "ON e.originator_id = after.id "
+                "AND e.originator_version > after.version "
+                "ORDER BY e.originator_id, e.originator_version"
+            )
+
+        def params(ids: list[UUID]) -> list[object]:
+            return [value for id_ in ids for value in (id_.hex, versions[id_])]
+
+        return self._select_in_chunks(versions, statement, params)
+
+    def select_latest_events(
+        self, originator_ids: Collection[UUID]
+    ) -> list[StoredEvent]:
+        def statement(count: int) -> str:
+            wanted = ", ".join(["?"] * count)
+            return (
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+                "FROM (SELECT originator_id AS id, MAX(originator_version) AS version "
+                f"FROM {self.events_table_name} WHERE originator_id IN ({wanted}) "
+                "GROUP BY originator_id) AS latest "
+                f"JOIN {self.events_table_name} AS e "
+                "ON e.originator_id = latest.id "
+                "AND e.originator_version = latest.version"
+            )
+
+        def params(ids: list[UUID]) -> list[object]:
+            return [id_.hex for id_ in ids]
+
+        return self._select_in_chunks(originator_ids, statement, params)
+
+    def _select_in_chunks(
+        self,
+        originator_ids: Collection[UUID],
+        statement: Callable[[int], str],
+        params: Callable[[list[UUID]], list[object]],
+    ) -> list[StoredEvent]:
+        stored: list[StoredEvent] = []
+        if not originator_ids:
+            return stored
+        # One read transaction, so every chunk sees the same state of the store.
+        with self.datastore.transaction(commit=False) as c:
+            for chunk in _chunks(originator_ids, IDS_PER_STATEMENT):
+                c.execute(statement(len(chunk)), params(chunk))
+                stored.extend(
+                    StoredEvent(
+                        originator_id=self.convert_originator_id(row["originator_id"]),
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=row["state"],
+                    )
+                    for row in c.fetchall()
+                )
+        return stored
+
+
+class SQLiteAggregateRecorder(_BulkReads, es_sqlite.SQLiteAggregateRecorder):
+    """Holds snapshots."""
+
+
 class _Subscribable(es_sqlite.SQLiteApplicationRecorder):
     """Adds the subscription eventsourcing's SQLite module lacks."""
 
@@ -58,13 +141,13 @@ class _Subscribable(es_sqlite.SQLiteApplicationRecorder):
 
 
 class SQLiteApplicationRecorder(
-    _AppendOnly, _Subscribable, es_sqlite.SQLiteApplicationRecorder
+    _AppendOnly, _BulkReads, _Subscribable, es_sqlite.SQLiteApplicationRecorder
 ):
     pass
 
 
 class SQLiteProcessRecorder(
-    _AppendOnly, _Subscribable, es_sqlite.SQLiteProcessRecorder
+    _AppendOnly, _BulkReads, _Subscribable, es_sqlite.SQLiteProcessRecorder
 ):
     def ensure_tracking(self, leader: str) -> None:
         """Gives ``leader`` a tracking row (at 0), like the PostgreSQL recorder."""
@@ -98,5 +181,6 @@ class SQLiteProcessRecorder(
 
 
 class SQLiteFactory(es_sqlite.SQLiteFactory):
+    aggregate_recorder_class = SQLiteAggregateRecorder
     application_recorder_class = SQLiteApplicationRecorder
     process_recorder_class = SQLiteProcessRecorder

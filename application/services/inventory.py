@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import ClassVar
 from uuid import UUID
@@ -10,13 +10,31 @@ from uuid import UUID
 from eventsourcing.domain import MutableOrImmutableAggregate
 
 from application.dto import StockView
-from application.services.process import Batch, ProcessService, Subscription
+from application.services.batch import Batch, LoadedSoFar, needs
+from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation, AllocationStatus, allocation_id
 from domain.errors import ProductAlreadyRegisteredError, ProductNotFoundError
 from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id, parse_sku
 from projections.base import handles
+
+
+def _allocation_and_items(placed: Order.Placed, _: LoadedSoFar) -> Iterator[UUID]:
+    yield allocation_id(placed.originator_id)
+    for line in placed.lines:
+        yield inventory_item_id(line.sku)
+
+
+def _allocation_then_its_items(
+    settled: Order.Cancelled | Order.Shipped, batch: LoadedSoFar
+) -> Iterator[UUID]:
+    """The order's allocation, and once it is loaded, the items it holds."""
+    yield allocation_id(settled.originator_id)
+    allocation = batch.loaded(allocation_id(settled.originator_id), Allocation)
+    if allocation is not None:
+        for line in allocation.lines:
+            yield inventory_item_id(line.sku)
 
 
 class Inventory(ProcessService[InventoryItem, str]):
@@ -78,6 +96,7 @@ class Inventory(ProcessService[InventoryItem, str]):
     # -- reactions -----------------------------------------------------------
 
     @handles(Order.Placed)
+    @needs(_allocation_and_items)
     def _allocate_placed_order(self, event: Order.Placed, batch: Batch) -> None:
         order_id = event.originator_id
         if batch.load(allocation_id(order_id), Allocation) is not None:
@@ -106,12 +125,14 @@ class Inventory(ProcessService[InventoryItem, str]):
         batch.record(allocation, *reserved)
 
     @handles(Order.Cancelled)
+    @needs(_allocation_then_its_items)
     def _release_cancelled_order(self, event: Order.Cancelled, batch: Batch) -> None:
         self._settle(
             event.originator_id, batch, InventoryItem.release, Allocation.release
         )
 
     @handles(Order.Shipped)
+    @needs(_allocation_then_its_items)
     def _commit_shipped_order(self, event: Order.Shipped, batch: Batch) -> None:
         self._settle(
             event.originator_id, batch, InventoryItem.commit, Allocation.commit

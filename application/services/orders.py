@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 from application.dto import OrderView
-from application.services.process import Batch, ProcessService, Subscription
+from application.services.batch import Batch, LoadedSoFar, needs
+from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation
 from domain.cart import Cart
 from domain.errors import OrderNotFoundError
 from domain.order import Order, OrderStatus
 from domain.values import Line, order_id_for_cart
 from projections.base import handles
+
+
+def _order_of_cart(checked_out: Cart.CheckedOut, _: LoadedSoFar) -> Iterator[UUID]:
+    yield order_id_for_cart(checked_out.originator_id)
+
+
+def _order_of_allocation(
+    answer: Allocation.Reserved | Allocation.Refused, _: LoadedSoFar
+) -> Iterator[UUID]:
+    yield answer.order_id
 
 
 class Orders(ProcessService[Order, UUID]):
@@ -90,6 +101,7 @@ class Orders(ProcessService[Order, UUID]):
     # -- reactions -----------------------------------------------------------
 
     @handles(Cart.CheckedOut)
+    @needs(_order_of_cart)
     def _place_checked_out_cart(self, event: Cart.CheckedOut, batch: Batch) -> None:
         if batch.load(order_id_for_cart(event.originator_id), Order) is not None:
             return
@@ -100,6 +112,7 @@ class Orders(ProcessService[Order, UUID]):
         )
 
     @handles(Allocation.Reserved)
+    @needs(_order_of_allocation)
     def _confirm_reserved_order(self, event: Allocation.Reserved, batch: Batch) -> None:
         order = batch.load(event.order_id, Order)
         if order is None or order.status != OrderStatus.PLACED:
@@ -110,6 +123,7 @@ class Orders(ProcessService[Order, UUID]):
         batch.record(order)
 
     @handles(Allocation.Refused)
+    @needs(_order_of_allocation)
     def _reject_refused_order(self, event: Allocation.Refused, batch: Batch) -> None:
         order = batch.load(event.order_id, Order)
         if order is None or order.status != OrderStatus.PLACED:

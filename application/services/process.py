@@ -8,6 +8,12 @@ brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
 redelivered, replayed or concurrently duplicated event never takes effect twice.
 
+Each reaction declares, with :func:`~application.services.batch.needs`, the
+aggregates it will load. Before the reactions run, a batch loads the needs of
+all its events at once, in rounds of one or two statements (see
+``application.services.loading``), through a cache of what the subscriber's
+earlier batches left behind, brought up to date first.
+
 An event the runner gives up on (see ``application.runners``) is parked as a
 :class:`~domain.dead_letter.DeadLetter` of the same store, recorded with the
 tracking that moves past it; retrying it later records the reaction's effects
@@ -17,20 +23,23 @@ the dead letter is what keeps a retry from taking effect twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Protocol, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import ProcessingEvent
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import get_topic
 
-from application.metadata import acting_as, caused_by, stamp_metadata
-from application.persistence import EXPECTED_POSITION, PositionMovedError
+from application.metadata import acting_as, caused_by
+from application.persistence import PositionMovedError
 from application.services.base import K, ShopService
+from application.services.batch import Batch, Needs
+from application.services.loading import DEFAULT_CACHE_SIZE, AggregateLoader
 from domain.dead_letter import DeadLetter, Failure, ParkedEvent
 from domain.errors import (
     ConcurrencyConflictError,
@@ -40,11 +49,15 @@ from domain.errors import (
 from projections.base import handlers_of
 
 A = TypeVar("A", bound=Aggregate)
-Other = TypeVar("Other", bound=Aggregate)
 
 # A batch that collides with a command on the same aggregate is simply redone
 # on the fresh state; only a persistent collision is worth a runner's retry.
 MAX_BATCH_ATTEMPTS = 10
+
+# Rounds of loading before a batch's reactions run: one per step of "this
+# aggregate names those" (an order's allocation names its items), and one to
+# see that nothing new is asked. Reactions load whatever is left themselves.
+MAX_PREFETCH_ROUNDS = 4
 
 
 class TrackingProcessRecorder(Protocol):
@@ -64,47 +77,6 @@ class Subscription:
     event_types: tuple[type, ...]
 
 
-class Batch:
-    """What reactions to one batch of events change, recorded all at once: with
-    the tracking that moves the position from ``expected`` to its own (checked
-    in the same transaction), or without tracking for a retried dead letter."""
-
-    def __init__(
-        self,
-        service: ShopService[Any, Any],
-        tracking: Tracking | None = None,
-        expected: int = 0,
-    ) -> None:
-        self._service = service
-        self.processing = ProcessingEvent[UUID](tracking)
-        if tracking is not None:
-            self.processing.saved_kwargs[EXPECTED_POSITION] = expected
-        self._loaded: dict[UUID, Aggregate] = {}
-
-    def load(self, aggregate_id: UUID, kind: type[Other]) -> Other | None:
-        """The aggregate as this batch has left it (None if it does not exist):
-        two events of one batch reacting on the same aggregate see each other."""
-        aggregate = self._loaded.get(aggregate_id)
-        if aggregate is None:
-            try:
-                aggregate = self._service.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                return None
-            self._loaded[aggregate_id] = aggregate
-        if not isinstance(aggregate, kind):
-            return None
-        return aggregate
-
-    def record(self, *aggregates: Aggregate) -> None:
-        """Takes the aggregates' new events into the batch, stamped with the
-        metadata of the reaction that caused them."""
-        already = len(self.processing.events)
-        self.processing.collect_events(*aggregates)
-        stamp_metadata(self.processing.events[already:])
-        for aggregate in aggregates:
-            self._loaded[aggregate.id] = aggregate
-
-
 Reaction = Callable[[Any, Any, Batch], None]
 
 
@@ -113,10 +85,18 @@ class ProcessService(ShopService[A, K]):
 
     subscriptions: ClassVar[tuple[Subscription, ...]] = ()
     _reactions: ClassVar[dict[type, Reaction]] = {}
+    _needs: ClassVar[dict[type, Needs]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._reactions = handlers_of(cls)
+        # Kept apart from the reactions, so a reaction replaced at run time
+        # (a test's faulty stand-in) still has its original's needs loaded.
+        cls._needs = {}
+        for event_type in cls._reactions:
+            ids: Needs | None = getattr(cls._reactions[event_type], "__needs__", None)
+            if ids is not None:
+                cls._needs[event_type] = ids
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -130,9 +110,53 @@ class ProcessService(ShopService[A, K]):
         if reaction is not None:
             reaction(self, event, batch)
 
+    def prefetch(self, events: Sequence[object], batch: Batch) -> None:
+        """Loads what the reactions to ``events`` need, every id of a round at
+        once, for as many rounds as loaded aggregates name more (bounded)."""
+        for _ in range(MAX_PREFETCH_ROUNDS):
+            wanted = [
+                aggregate_id
+                for event in events
+                if (ids := self._needs.get(type(event))) is not None
+                for aggregate_id in ids(event, batch)
+            ]
+            if not batch.fetch(wanted):
+                return
+
     def record_batch(self, batch: Batch) -> None:
         self._record(batch.processing)
-        self._take_snapshots(batch.processing)
+        self._snapshot_crossings(batch.processing)
+
+    def _snapshot_crossings(self, processing: ProcessingEvent[UUID]) -> None:
+        """Snapshots every aggregate whose new events crossed a multiple of
+        its snapshotting interval, at the version the batch left it, from its
+        state in memory, all in one write. (The library snapshots at each
+        multiple, rebuilding the aggregate at it from the store: a batch of
+        hundreds of reservations of a few items would mostly pay for that.)"""
+        if self.snapshots is None:
+            return
+        first_new: dict[UUID, int] = {}
+        for event in processing.events:
+            first_new.setdefault(event.originator_id, event.originator_version)
+        snapshots: list[Snapshot] = []
+        for aggregate_id, first in first_new.items():
+            aggregate = processing.aggregates.get(aggregate_id)
+            if not isinstance(aggregate, Aggregate):
+                continue
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if not interval:
+                continue
+            crossed = aggregate.version // interval * interval
+            if crossed < first:
+                continue
+            if aggregate.pending_events:
+                # Changed beyond what was recorded: only the store knows.
+                self.take_snapshot(aggregate_id, crossed)
+            else:
+                snapshot_class = getattr(type(aggregate), "Snapshot", Snapshot)
+                snapshots.append(snapshot_class.take(aggregate))
+        if snapshots:
+            self.snapshots.put(snapshots)
 
 
 class ProcessSubscriber:
@@ -143,11 +167,16 @@ class ProcessSubscriber:
         service: ProcessService[Any, Any],
         subscription: Subscription,
         report: Callable[[str, str, str | None], None],
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.service = service
         self.subscription = subscription
         self._report = report
         self._has_tracking_row = False
+        # The cache is the runner thread's alone; dead letters, handled from
+        # other threads, load without one.
+        self.loader = AggregateLoader(service, cache_size)
+        self._uncached = AggregateLoader(service)
 
     @property
     def name(self) -> str:
@@ -181,12 +210,14 @@ class ProcessSubscriber:
     ) -> bool:
         tracking = Tracking(self.follows, new_position)
         for attempt in range(1, MAX_BATCH_ATTEMPTS + 1):
-            batch = Batch(self.service, tracking, expected_position or 0)
-            for event in events:
-                with caused_by(event, self.actor):  # type: ignore[arg-type]
-                    self.service.react(event, batch)
+            batch = Batch(self.loader, tracking, expected_position or 0)
             try:
-                self.service.record_batch(batch)
+                with self._caching(batch):
+                    self.service.prefetch(events, batch)
+                    for event in events:
+                        with caused_by(event, self.actor):  # type: ignore[arg-type]
+                            self.service.react(event, batch)
+                    self.service.record_batch(batch)
             except PositionMovedError:
                 return False
             except RecordConflictError:
@@ -197,11 +228,22 @@ class ProcessSubscriber:
             return True
         return False
 
+    @contextmanager
+    def _caching(self, batch: Batch) -> Iterator[None]:
+        """Keeps what the batch leaves behind once it is recorded; drops all it
+        touched if anything fails, its changes being unrecorded."""
+        try:
+            yield
+        except BaseException:
+            self.loader.forget(aggregate.id for aggregate in batch.aggregates)
+            raise
+        self.loader.keep(batch.aggregates)
+
     def park(
         self, parked: ParkedEvent, failure: Failure, *, expected_position: int | None
     ) -> bool:
         batch = Batch(
-            self.service,
+            self._uncached,
             Tracking(self.follows, parked.position),
             expected_position or 0,
         )
@@ -218,11 +260,12 @@ class ProcessSubscriber:
         one transaction. If the reaction fails, nothing of it is written, the
         dead letter keeps the new error and DeadLetterRetryFailedError says so."""
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service)
+            batch = Batch(self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             letter.mark_retried()
             try:
                 event = parked_event()
+                self.service.prefetch([event], batch)
                 with caused_by(event, self.actor):  # type: ignore[arg-type]
                     self.service.react(event, batch)
                     batch.record(letter)
@@ -249,7 +292,7 @@ class ProcessSubscriber:
         self, dead_letter_id: UUID, change: Callable[[DeadLetter], None]
     ) -> None:
         for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self.service)
+            batch = Batch(self._uncached)
             letter = self._dead_letter(batch, dead_letter_id)
             change(letter)
             batch.record(letter)

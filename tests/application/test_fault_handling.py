@@ -22,7 +22,7 @@ from application.inspection import subscriber_statuses
 from application.invariants import check_invariants
 from application.runners import SubscriberHaltedError, SubscriberRunner
 from application.services import Inventory
-from application.services.process import Batch
+from application.services.batch import Batch
 from domain.allocation import Allocation, allocation_id
 from domain.dead_letter import DeadLetter, DeadLetterStatus
 from domain.errors import DeadLetterRetryFailedError, DeadLetterStateError
