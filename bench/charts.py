@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from bench.results import Result
 
@@ -29,6 +30,13 @@ MISSED_COLOUR = "#d62728"
 
 def _engines(results: Sequence[Result]) -> list[str]:
     return list(dict.fromkeys(result.engine for result in results))
+
+
+def _plain_numbers(axis: Any, which: str) -> None:
+    """Log-scale ticks as 1,000 rather than 10^3."""
+    scale = axis.xaxis if which == "x" else axis.yaxis
+    scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.4g}"))
+    scale.set_minor_formatter(NullFormatter())
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -92,6 +100,7 @@ def throughput_chart(results: Sequence[Result], path: Path) -> Path | None:
             )
             axis.invert_yaxis()
             axis.set_xscale("log")
+            _plain_numbers(axis, "x")
             axis.set_xlabel(shown[0].unit, fontsize=8)
             axis.set_title(f"{workload} ({engine})", fontsize=10)
             axis.tick_params(axis="x", labelsize=7)
@@ -128,6 +137,7 @@ def ratio_chart(results: Sequence[Result], path: Path) -> Path | None:
     )
     axis.invert_yaxis()
     axis.set_xscale("log")
+    _plain_numbers(axis, "x")
     axis.set_xlabel("eventshop / baseline (measured in the same run)")
     axis.legend(fontsize=8, loc="lower right")
     axis.grid(axis="x", alpha=0.3)
@@ -170,6 +180,7 @@ def latency_chart(results: Sequence[Result], path: Path) -> Path | None:
         fontsize=8,
     )
     axis.set_yscale("log")
+    _plain_numbers(axis, "y")
     axis.set_ylabel("ms from checkout() to settled in the order view")
     axis.legend(fontsize=8)
     axis.grid(axis="y", alpha=0.3)

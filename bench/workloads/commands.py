@@ -50,6 +50,7 @@ def plain_env(database_url: str) -> dict[str, str]:
     """The library's own persistence on the store a shop URL names."""
     settings = Settings.from_url(database_url)
     if settings.engine == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(settings.data_dir / "plaininventory.sqlite3"),

@@ -62,15 +62,19 @@ class Sizes:
     timeout: float = 1_800.0
 
 
+# Every code path once (both ways of hosting where they differ), with as few
+# process start-ups as that allows: they are most of a smoke run's time.
 SMOKE_SIZES = Sizes(
-    clients=2,
+    clients=1,
     store_checkouts=30,
     million_events=2_000,
+    million_projections=("audit_inventory",),
     saga_checkouts=20,
-    latency_seconds=1.5,
+    latency_seconds=1.0,
     latency_warmup=0.5,
+    latency_hosting=("embedded",),
     command_seconds=0.5,
-    command_processes=(1, 2),
+    command_processes=(2,),
     timeout=300.0,
 )
 

@@ -108,6 +108,10 @@ def settle(bench: Bench, url: str, hosting: str) -> dict[str, float]:
     }
 
 
+def clients(count: int) -> str:
+    return f"{count} client{'s' if count != 1 else ''}"
+
+
 def run(bench: Bench) -> None:
     checkouts = bench.sizes.saga_checkouts
     for hosting in ("embedded", "workers"):
@@ -128,7 +132,7 @@ def run(bench: Bench) -> None:
                 rate(len(orders), timings["seconds"]),
                 "checkouts/s",
                 baseline=writing_rate,
-                baseline_label=f"written by {bench.sizes.clients} clients",
+                baseline_label=f"written by {clients(bench.sizes.clients)}",
                 target=AS_FAST_AS_WRITTEN,
                 note=(
                     f"{rate(len(orders), timings['seconds_from_start']):,.0f}/s "
