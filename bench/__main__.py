@@ -18,7 +18,7 @@ that disagrees with the live read model); the other workloads still run.
 Workloads (``--workloads``, comma-separated; default all):
 
 ``read-models``
-    A store of ``--store-checkouts`` checkouts (default 7,000: about 100,000
+    A store of ``--store-checkouts`` checkouts (default 8,000: about 107,000
     events) written by ``--clients`` processes through the real saga, with
     payments, shipments, cancellations and rejections. Every read model caught
     up from 0 by an embedded shop, then rebuilt (``shop.rebuild(name,
@@ -29,8 +29,8 @@ Workloads (``--workloads``, comma-separated; default all):
     ``--million-events`` (default 1,000,000) inventory events, made in memory
     and saved in chunks through the Inventory service; each of
     ``--million-projections`` (default ``stock,audit_inventory``) caught up by
-    an ``eventshop worker`` and rebuilt in a child process, with the child's
-    peak RSS. Target: < 300 MB.
+    one ``eventshop worker`` and rebuilt, each in a child process of its own,
+    with the children's peak RSS. Target: < 300 MB.
 ``saga``
     ``--saga-checkouts`` (default 2,000) checkouts written by ``--clients``
     processes while nothing reacts, then settled (every order confirmed or

@@ -1,7 +1,7 @@
 """Other processes a workload needs: client processes that start their timed
 work together (``run_clients``), ``eventshop worker`` processes
-(``WorkerProcesses``), and a child whose peak memory is measured
-(``run_measured``).
+(``WorkerProcesses``) and a child run to its end (``run_measured``); the last
+two with their peak memory measured (``MeasuredChild``).
 
 A process that fails makes the workload fail (``WorkloadError``) with its
 traceback or its output, so that a crash is never reported as a figure."""
@@ -9,10 +9,9 @@ traceback or its output, so that a crash is never reported as a figure."""
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
-import os
 import queue
-import resource
 import signal
 import subprocess
 import sys
@@ -139,45 +138,67 @@ class Finished:
     output: str
 
 
-def wait_measured(
-    child: subprocess.Popen[bytes], timeout: float, log: Path | None = None
-) -> Finished:
-    """Waits for ``child`` and returns its peak resident memory (what
-    ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` says for this one child: taken
-    from ``wait4`` so that other children of this process do not count)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-        if pid == child.pid:
-            break
-        if time.monotonic() > deadline:
-            child.kill()
-            pid, status, usage = os.wait4(child.pid, 0)
-            break
-        time.sleep(0.05)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    output = log.read_text(errors="replace") if log is not None else ""
-    # ru_maxrss is in KiB on Linux.
-    return Finished(child.returncode, usage.ru_maxrss / 1024, output)
+class MeasuredChild:
+    """``python ARGUMENTS`` started through ``bench.measure_child``, so that
+    its peak resident memory is its own (see that module), with its output
+    in ``log``."""
+
+    def __init__(self, arguments: Sequence[str], log: Path) -> None:
+        self.arguments = list(arguments)
+        self.log = log
+        self.report = log.with_suffix(".rusage.json")
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.measure_child",
+                    str(self.report),
+                    "--",
+                    sys.executable,
+                    *self.arguments,
+                ],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def failed(self) -> str | None:
+        """Why it has ended, if it has."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        command = " ".join(self.arguments)
+        return f"{command} exited with {code}:\n{self.output()[-4000:]}"
+
+    def stop(self) -> None:
+        """Asks it to stop, as ``SIGTERM`` asks an ``eventshop worker``."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> Finished:
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        try:
+            peak_kb = json.loads(self.report.read_text())["peak_rss_kb"]
+        except (OSError, ValueError, KeyError):
+            peak_kb = 0  # killed before it could say
+        # ru_maxrss is in KiB on Linux.
+        return Finished(self.process.returncode, peak_kb / 1024, self.output())
 
 
 def run_measured(arguments: Sequence[str], *, timeout: float, log: Path) -> Finished:
-    """Runs ``python ARGUMENTS`` as a child, to its end, and measures it."""
-    with log.open("wb") as output:
-        child = subprocess.Popen(
-            [sys.executable, *arguments], stdout=output, stderr=subprocess.STDOUT
-        )
-    finished = wait_measured(child, timeout, log)
+    """Runs ``python ARGUMENTS`` to its end and measures it."""
+    child = MeasuredChild(arguments, log)
+    finished = child.wait(timeout)
     if finished.returncode != 0:
-        raise WorkloadError(
-            f"{' '.join(arguments)} exited with {finished.returncode}:\n"
-            f"{finished.output[-4000:]}"
-        )
+        raise WorkloadError(child.failed() or "")
     return finished
-
-
-def self_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class WorkerProcesses:
@@ -189,47 +210,31 @@ class WorkerProcesses:
         self.database_url = database_url
         self.groups = [list(group) for group in groups]
         self.logs = logs
-        self.children: list[tuple[subprocess.Popen[bytes], Path]] = []
-        self.finished: list[Finished] = []
+        self.children: list[MeasuredChild] = []
 
     def start(self) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        for number, group in enumerate(self.groups):
-            log = self.logs / f"worker-{os.getpid()}-{time.monotonic_ns()}-{number}.log"
-            with log.open("wb") as output:
-                child = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "application.cli",
-                        "worker",
-                        *group,
-                        "--database-url",
-                        self.database_url,
-                    ],
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                )
-            self.children.append((child, log))
+        for group in self.groups:
+            log = self.logs / f"worker-{time.monotonic_ns()}-{'-'.join(group)}.log"
+            arguments = ["-m", "application.cli", "worker", *group]
+            self.children.append(
+                MeasuredChild([*arguments, "--database-url", self.database_url], log)
+            )
 
     def check(self) -> None:
         """Raises if a worker has exited while it should be running."""
-        for child, log in self.children:
-            if child.poll() is not None:
-                raise WorkloadError(
-                    f"worker {child.args!r} exited with {child.returncode}:\n"
-                    f"{log.read_text(errors='replace')[-4000:]}"
-                )
+        for child in self.children:
+            if (failure := child.failed()) is not None:
+                raise WorkloadError(f"a worker stopped early: {failure}")
 
     def stop(self) -> list[Finished]:
-        """Stops every worker (as ``SIGTERM`` asks them to: cleanly) and returns
-        how each ended."""
-        for child, _ in self.children:
-            if child.returncode is None:
-                child.send_signal(signal.SIGTERM)
-        self.finished = [wait_measured(child, 60, log) for child, log in self.children]
+        """Stops every worker (cleanly, as ``SIGTERM`` asks them to) and
+        returns how each ended."""
+        for child in self.children:
+            child.stop()
+        finished = [child.wait(60) for child in self.children]
         self.children.clear()
-        return self.finished
+        return finished
 
 
 @contextmanager

@@ -157,24 +157,23 @@ def command_client(
 
 
 def prepare(step: Step, processes: int) -> None:
-    """Registers the item each process receives stock for."""
-    if step.command != "receive_stock":
-        return
+    """Creates the step's tables (several processes creating them at once on
+    a new SQLite store trip over each other) and, for ``receive_stock``,
+    registers the item each process receives stock for."""
+    skus = [own_sku(client) for client in range(processes)]
+    receiving = step.command == "receive_stock"
     if step.variant == "plain":
         app = PlainInventory(env=plain_env(step.database_url))
         try:
-            app.save(
-                *(
-                    InventoryItem.register(own_sku(c), "own", "1.00")
-                    for c in range(processes)
-                )
-            )
+            if receiving:
+                app.save(*(InventoryItem.register(sku, "own", "1.00") for sku in skus))
         finally:
             app.close()
         return
-    with Shop(database_url=step.database_url, subscribers="workers") as shop:
-        for client in range(processes):
-            shop.register_product(own_sku(client), "own", "1.00")
+    with Shop(database_url=step.database_url) as shop:
+        for sku in skus if receiving else ():
+            shop.register_product(sku, "own", "1.00")
+        shop.wait_until_processed(timeout=300)
 
 
 def run(bench: Bench) -> None:

@@ -3,6 +3,7 @@ the shop's subscriber names, and waiting for a backlog to settle."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -49,7 +50,7 @@ class Sizes:
     """How much work each workload does (``--smoke`` shrinks all of it)."""
 
     clients: int = 4
-    store_checkouts: int = 7_000
+    store_checkouts: int = 8_000
     million_events: int = 1_000_000
     million_projections: tuple[str, ...] = ("stock", "audit_inventory")
     saga_checkouts: int = 2_000
@@ -134,6 +135,34 @@ def wait_settled(
                 ) from None
             continue
         return time.monotonic()
+
+
+def settled_moments(
+    shop: Shop,
+    names: Collection[str],
+    timeout: float,
+    check: Callable[[], None] = lambda: None,
+) -> dict[str, float]:
+    """Waits for the subscribers ``names``, each in a thread of its own, and
+    returns the moment each had caught up (they run at once, so waiting for
+    one after the other would time the slowest of those before it)."""
+    moments: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def wait_for(name: str) -> None:
+        try:
+            moments[name] = wait_settled(shop, timeout, [name], check)
+        except BaseException as error:
+            errors.append(error)
+
+    waiters = [threading.Thread(target=wait_for, args=(name,)) for name in names]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+    if errors:
+        raise WorkloadError(f"catch-up failed: {errors[0]!r}") from errors[0]
+    return moments
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ settled again. The read models are not running meanwhile, so that:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 
@@ -41,6 +40,7 @@ from bench.workloads.common import (
     LogRead,
     read_limit,
     services,
+    settled_moments,
     wait_settled,
 )
 
@@ -71,7 +71,10 @@ def build_store(bench: Bench, url: str) -> dict[str, int]:
         wait_settled(shop, sizes.timeout, only=PROCESS_MANAGERS, check=workers.check)
         acted: list[ClientReport] = run_clients(
             act_on_orders,
-            [(url, client, part) for client, part in enumerate(split(order_ids, 4))],
+            [
+                (url, client, part)
+                for client, part in enumerate(split(order_ids, sizes.clients))
+            ],
             timeout=sizes.timeout,
         )
         bench.say("store: the saga settles payments, shipments and cancellations")
@@ -93,26 +96,9 @@ def build_store(bench: Bench, url: str) -> dict[str, int]:
 def catch_up(bench: Bench, url: str, heads: dict[str, int]) -> dict[str, float]:
     """Starts an embedded shop on the backlog; returns, per read model, the
     seconds until it had caught up."""
-    finished: dict[str, float] = {}
-    errors: list[BaseException] = []
     started = time.monotonic()
     with Shop(database_url=url) as shop:
-
-        def wait_for(name: str) -> None:
-            try:
-                finished[name] = wait_settled(shop, bench.sizes.timeout, [name])
-            except BaseException as error:
-                errors.append(error)
-
-        waiters = [
-            threading.Thread(target=wait_for, args=(name,)) for name in READ_MODELS
-        ]
-        for waiter in waiters:
-            waiter.start()
-        for waiter in waiters:
-            waiter.join()
-        if errors:
-            raise WorkloadError(f"catch-up failed: {errors[0]!r}") from errors[0]
+        finished = settled_moments(shop, READ_MODELS, bench.sizes.timeout)
         shop.wait_until_processed(timeout=bench.sizes.timeout)
     seconds = {name: moment - started for name, moment in finished.items()}
     bench.fact(WORKLOAD, catch_up_seconds=seconds)
