@@ -75,7 +75,7 @@ from bench.report import print_results
 from bench.results import Result, write_json
 from bench.stores import DEFAULT_POSTGRES_URL, EngineName
 from bench.workloads import commands, latency, million, read_models, saga
-from bench.workloads.common import SMOKE_SIZES, Bench, Sizes
+from bench.workloads.common import READ_MODEL_LOGS, SMOKE_SIZES, Bench, Sizes
 
 WORKLOADS: dict[str, Callable[[Bench], None]] = {
     "read-models": read_models.run,
@@ -149,12 +149,29 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     return replace(sizes, **given)
 
 
+def check_sizes(sizes: Sizes) -> str | None:
+    """Why these sizes cannot be run, if they cannot."""
+    hosting = set(sizes.latency_hosting) - {"embedded", "workers"}
+    if hosting:
+        return f"unknown --latency-hosting {sorted(hosting)}: embedded, workers"
+    inventory = [n for n, log in READ_MODEL_LOGS.items() if log == "Inventory"]
+    others = set(sizes.million_projections) - set(inventory)
+    if others or not sizes.million_projections:
+        return f"--million-projections: some of {', '.join(inventory)}"
+    if sizes.clients < 1 or min(sizes.command_processes, default=0) < 1:
+        return "--clients and --command-processes must be at least 1"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     unknown = [name for name in args.workloads if name not in WORKLOADS]
     if unknown:
         raise SystemExit(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
     sizes = sizes_from(args)
+    refused = check_sizes(sizes)
+    if refused:
+        raise SystemExit(refused)
     results_folder = Path("bench/results")
     out = args.out or results_folder / ("smoke.json" if args.smoke else "latest.json")
     charts = args.charts or (

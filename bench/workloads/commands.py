@@ -46,8 +46,17 @@ class PlainInventory(Application[uuid.UUID]):
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {InventoryItem: 50}
 
 
-def plain_env(database_url: str) -> dict[str, str]:
-    """The library's own persistence on the store a shop URL names."""
+def plain_env(database_url: str, *, create_table: bool = True) -> dict[str, str]:
+    """The library's own persistence on the store a shop URL names. (Tables
+    made by several processes at once trip over each other, on PostgreSQL as
+    on SQLite: the clients leave that to ``prepare``.)"""
+    return {
+        **_plain_storage(database_url),
+        "CREATE_TABLE": "y" if create_table else "n",
+    }
+
+
+def _plain_storage(database_url: str) -> dict[str, str]:
     settings = Settings.from_url(database_url)
     if settings.engine == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -105,7 +114,7 @@ def _timed(command: Callable[[int], None], seconds: float) -> Timed:
 def _run_step(step: Step, client: int, seconds: float, start: StartSignal) -> Timed:
     sku = own_sku(client)
     if step.variant == "plain":
-        app = PlainInventory(env=plain_env(step.database_url))
+        app = PlainInventory(env=plain_env(step.database_url, create_table=False))
         item_id = inventory_item_id(sku)
 
         def plain_register(n: int) -> None:
