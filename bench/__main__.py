@@ -11,7 +11,8 @@ schema of ``--postgres`` (default ``postgresql://postgres@127.0.0.1:5432/test``;
 prints a table, writes every figure with its raw counts and the machine
 (cores, CPU, Python, PostgreSQL, commit, load) as JSON (``--out``, default
 ``bench/results/latest.json``) and draws PNG charts (``--charts``, default
-``docs/bench/``). It asserts nothing about speed, but exits 1 if a workload
+``docs/bench/``; ``--from-json FILE`` redraws them and reprints the table
+from an earlier run's JSON). It asserts nothing about speed, but exits 1 if a workload
 could not run to its end (a crash, a backlog that never settled, a rebuild
 that disagrees with the live read model); the other workloads still run.
 
@@ -72,7 +73,7 @@ from rich.console import Console
 from bench.charts import draw_charts
 from bench.machine import describe_machine
 from bench.report import print_results
-from bench.results import Result, write_json
+from bench.results import Result, read_json, write_json
 from bench.stores import DEFAULT_POSTGRES_URL, EngineName
 from bench.workloads import commands, latency, million, read_models, saga
 from bench.workloads.common import READ_MODEL_LOGS, SMOKE_SIZES, Bench, Sizes
@@ -119,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
     parser.add_argument("--out", type=Path, help="JSON file for the figures")
     parser.add_argument("--charts", type=Path, help="folder for the PNG charts")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: print the table and draw the charts of an earlier run",
+    )
     sizes = parser.add_argument_group("sizes (ignored with --smoke unless given)")
     sizes.add_argument("--clients", type=int)
     sizes.add_argument("--store-checkouts", type=int)
@@ -163,11 +170,21 @@ def check_sizes(sizes: Sizes) -> str | None:
     return None
 
 
+def redraw(path: Path, charts: Path) -> int:
+    results = read_json(path)
+    print_results(Console(width=180), results, f"eventshop benchmarks ({path})")
+    for drawn in draw_charts(results, charts):
+        print(drawn)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     unknown = [name for name in args.workloads if name not in WORKLOADS]
     if unknown:
         raise SystemExit(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+    if args.from_json is not None:
+        return redraw(args.from_json, args.charts or Path("docs/bench"))
     sizes = sizes_from(args)
     refused = check_sizes(sizes)
     if refused:

@@ -35,7 +35,9 @@ def _engines(results: Sequence[Result]) -> list[str]:
 def _plain_numbers(axis: Any, which: str) -> None:
     """Log-scale ticks as 1,000 rather than 10^3."""
     scale = axis.xaxis if which == "x" else axis.yaxis
-    scale.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.4g}"))
+    scale.set_major_formatter(
+        FuncFormatter(lambda value, _: f"{value:,.0f}" if value >= 1 else f"{value:g}")
+    )
     scale.set_minor_formatter(NullFormatter())
 
 
@@ -79,20 +81,26 @@ def throughput_chart(results: Sequence[Result], path: Path) -> Path | None:
                 axis.set_visible(False)
                 continue
             positions = range(len(shown))
-            axis.barh(
+            baselines = axis.barh(
                 [p + 0.2 for p in positions],
                 [r.baseline or 0 for r in shown],
                 height=0.4,
                 color=BASELINE_COLOUR,
                 label="baseline",
             )
-            axis.barh(
+            measured = axis.barh(
                 [p - 0.2 for p in positions],
                 [r.value for r in shown],
                 height=0.4,
                 color=EVENTSHOP_COLOUR,
                 label="eventshop",
             )
+            for bars in (baselines, measured):
+                axis.bar_label(bars, fmt="{:,.0f}", fontsize=6, padding=2)
+            values = [v for r in shown for v in (r.value, r.baseline or 0) if v > 0]
+            if values:
+                # Room on the right for the labels of the longest bars.
+                axis.set_xlim(min(values) / 2, max(values) * 3)
             axis.set_yticks(
                 list(positions),
                 [f"{r.subject}\nvs {r.baseline_label}" for r in shown],
@@ -208,7 +216,7 @@ def memory_chart(results: Sequence[Result], path: Path) -> Path | None:
     )
     axis.invert_yaxis()
     axis.set_xlabel("peak RSS, MB (ru_maxrss of the child)")
-    axis.set_title("Peak memory, million-event catch-up and rebuild")
+    axis.set_title("Peak memory of the catch-up worker and the rebuild children")
     return _save(figure, path)
 
 

@@ -79,6 +79,31 @@ class Result:
         return data
 
 
+def target_from_text(text: str | None) -> Target:
+    """The inverse of ``Target.describe``."""
+    if not text:
+        return NO_TARGET
+    if text.startswith(">="):
+        return Target(min_ratio=float(text.removeprefix(">=").strip().rstrip("x")))
+    if text.startswith("<="):
+        return Target(max_value=float(text.removeprefix("<=").split()[0]))
+    raise ValueError(f"not a target: {text!r}")
+
+
+def read_json(path: Path) -> list[Result]:
+    """The figures of a run, from the JSON ``write_json`` wrote."""
+    document = json.loads(path.read_text())
+    results = []
+    for data in document["results"]:
+        fields = {
+            name: value
+            for name, value in data.items()
+            if name not in ("ratio", "met", "target")
+        }
+        results.append(Result(**fields, target=target_from_text(data["target"])))
+    return results
+
+
 def rate(operations: int, seconds: float) -> float:
     """Operations per second; 0 for a measurement that took no time at all."""
     return operations / seconds if seconds > 0 else 0.0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.results import Result, Target, percentile, rate
+from bench.results import Result, Target, percentile, rate, read_json, write_json
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -58,3 +60,14 @@ def test_the_json_of_a_figure_says_its_target_and_verdict() -> None:
 def test_a_rate_of_no_time_is_zero_not_a_crash() -> None:
     assert rate(10, 0.0) == 0.0
     assert rate(10, 2.0) == 5.0
+
+
+def test_a_runs_json_reads_back_as_the_same_figures(tmp_path: Path) -> None:
+    results = [
+        Result("w", "pg", "r", 80, "ops/s", 100, "plain", Target(min_ratio=0.8)),
+        Result("w", "pg", "ceiling", 180, "ms", target=Target(max_value=250.5)),
+        Result("w", "sqlite", "neither", 60, "MB", details={"how": "wait4"}),
+    ]
+    path = tmp_path / "run.json"
+    write_json(path, results, machine={}, options={}, facts={}, seconds=1.0)
+    assert read_json(path) == results
