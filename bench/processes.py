@@ -95,6 +95,8 @@ def run_clients(
         for process in processes:
             process.join(timeout=60)
     if failures:
+        # The clients that only saw the start abandoned come after the cause.
+        failures.sort(key=lambda failure: "BrokenBarrierError" in failure)
         raise WorkloadError("\n".join(failures))
     return [collected[index] for index in range(len(processes))]
 
