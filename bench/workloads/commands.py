@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from eventsourcing.application import Application
@@ -93,6 +93,10 @@ class Step:
     variant: str
     database_url: str
 
+    @property
+    def registers(self) -> bool:
+        return self.command == "register_product"
+
 
 @dataclass(frozen=True)
 class Timed:
@@ -111,58 +115,54 @@ def _timed(command: Callable[[int], None], seconds: float) -> Timed:
     return Timed(done, started, time.monotonic(), 0.0)
 
 
-def _run_step(step: Step, client: int, seconds: float, start: StartSignal) -> Timed:
+def _run_plain(step: Step, client: int, seconds: float, start: StartSignal) -> Timed:
+    app = PlainInventory(env=plain_env(step.database_url, create_table=False))
+    item_id = inventory_item_id(own_sku(client))
+
+    def register(n: int) -> None:
+        app.save(InventoryItem.register(f"NEW-{client}-{n}", "new", "1.00"))
+
+    def receive(_: int) -> None:
+        item: InventoryItem = app.repository.get(item_id)
+        item.receive(1)
+        app.save(item)
+
+    try:
+        start()
+        return _timed(register if step.registers else receive, seconds)
+    finally:
+        app.close()
+
+
+def _run_shop(step: Step, client: int, seconds: float, start: StartSignal) -> Timed:
     sku = own_sku(client)
-    if step.variant == "plain":
-        app = PlainInventory(env=plain_env(step.database_url, create_table=False))
-        item_id = inventory_item_id(sku)
-
-        def plain_register(n: int) -> None:
-            app.save(InventoryItem.register(f"NEW-{client}-{n}", "new", "1.00"))
-
-        def plain_receive(_: int) -> None:
-            item: InventoryItem = app.repository.get(item_id)
-            item.receive(1)
-            app.save(item)
-
-        try:
-            start()
-            work = (
-                plain_register if step.command == "register_product" else plain_receive
-            )
-            return _timed(work, seconds)
-        finally:
-            app.close()
     with Shop(database_url=step.database_url) as shop:
         shop.wait_until_processed(timeout=300)
 
-        def shop_register(n: int) -> None:
+        def register(n: int) -> None:
             shop.register_product(f"NEW-{client}-{n}", "new", "1.00")
 
-        def shop_receive(_: int) -> None:
+        def receive(_: int) -> None:
             shop.receive_stock(sku, 1)
 
         start()
-        timed = _timed(
-            shop_register if step.command == "register_product" else shop_receive,
-            seconds,
-        )
+        timed = _timed(register if step.registers else receive, seconds)
         # Not counted: how long the subscribers then take to catch up.
         drain_started = time.monotonic()
         shop.wait_until_processed(timeout=600)
-        return Timed(
-            timed.commands,
-            timed.started,
-            timed.finished,
-            time.monotonic() - drain_started,
-        )
+        return replace(timed, drain_seconds=time.monotonic() - drain_started)
 
 
 def command_client(
     client: int, steps: list[Step], seconds: float, *, start: StartSignal
 ) -> list[Timed]:
     """Runs every step in turn, in step with the other clients."""
-    return [_run_step(step, client, seconds, start) for step in steps]
+    return [
+        (_run_plain if step.variant == "plain" else _run_shop)(
+            step, client, seconds, start
+        )
+        for step in steps
+    ]
 
 
 def prepare(step: Step, processes: int) -> None:
