@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, insert
 
-from bench.run import temporary_schema
+from bench.stores import temporary_schema
 from projections.audit import AUDIT_INDEXES
 from projections.audit_queries import EventFilter, find_events, history, trace
 from projections.engine import postgres_engine, sqlite_engine

@@ -1,0 +1,192 @@
+"""Workload 1: catch-up and rebuild of every read model on a real store.
+
+The store: ``store_checkouts`` checkouts written by ``clients`` processes
+through the real ``Shop``, settled by the saga (its three process managers in
+an ``eventshop worker`` process), then paid, shipped and cancelled in part and
+settled again. The read models are not running meanwhile, so that:
+
+* catch-up: an embedded ``Shop`` is started on the whole backlog and each read
+  model is timed until it has caught up (all of them at once, as a shop
+  starting on a backlog does);
+* rebuild: each read model is rebuilt with ``shop.rebuild(name,
+  mode="verify")``, right after the read limit of its log is measured: the
+  library's recorder reading the log in pages of 500 and its mapper decoding
+  every notification, nothing else. Figures are notifications of the log per
+  second, for both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+from application.shop import Shop
+from bench.processes import run_clients, workers_running
+from bench.results import Result, Target, WorkloadError, rate
+from bench.shopping import (
+    ClientReport,
+    act_on_orders,
+    span,
+    split,
+    stock_up,
+    write_checkouts,
+)
+from bench.workloads.common import (
+    LOGS,
+    PROCESS_MANAGERS,
+    READ_MODEL_LOGS,
+    READ_MODELS,
+    Bench,
+    LogRead,
+    read_limit,
+    services,
+    settled_moments,
+    wait_settled,
+)
+
+WORKLOAD = "read models"
+HALF_THE_READ_LIMIT = Target(min_ratio=0.5)
+ABANDON_SHARE = 0.05
+
+
+def build_store(bench: Bench, url: str) -> None:
+    """Fills the store at ``url`` as the module says."""
+    sizes = bench.sizes
+    with Shop(database_url=url, subscribers="workers") as shop:
+        stock_up(shop, sizes.store_checkouts)
+    bench.say(f"store: {sizes.clients} clients write {sizes.store_checkouts} checkouts")
+    shares = [sizes.store_checkouts // sizes.clients] * sizes.clients
+    shares[0] += sizes.store_checkouts - sum(shares)
+    written: list[ClientReport] = run_clients(
+        write_checkouts,
+        [(url, client, share, ABANDON_SHARE) for client, share in enumerate(shares)],
+        timeout=sizes.timeout,
+    )
+    order_ids = [order for report in written for order in report.order_ids]
+    with (
+        Shop(database_url=url, subscribers="workers") as shop,
+        workers_running(url, [PROCESS_MANAGERS], bench.scratch / "logs") as workers,
+    ):
+        bench.say("store: the saga settles the checkouts")
+        wait_settled(shop, sizes.timeout, only=PROCESS_MANAGERS, check=workers.check)
+        acted: list[ClientReport] = run_clients(
+            act_on_orders,
+            [
+                (url, client, part)
+                for client, part in enumerate(split(order_ids, sizes.clients))
+            ],
+            timeout=sizes.timeout,
+        )
+        bench.say("store: the saga settles payments, shipments and cancellations")
+        wait_settled(shop, sizes.timeout, only=PROCESS_MANAGERS, check=workers.check)
+        heads = shop.log_heads()
+    outcomes = sum((report.outcomes for report in written + acted), start=Counter())
+    bench.fact(
+        WORKLOAD,
+        checkouts=len(order_ids),
+        events=sum(heads.values()),
+        log_heads=heads,
+        orders=dict(outcomes),
+        writing_checkouts_per_second=rate(len(order_ids), span(written)),
+    )
+    bench.say(f"store: {sum(heads.values()):,} events {heads}")
+
+
+def catch_up(bench: Bench, url: str) -> dict[str, float]:
+    """Starts an embedded shop on the backlog; returns, per read model, the
+    seconds until it had caught up."""
+    started = time.monotonic()
+    with Shop(database_url=url) as shop:
+        finished = settled_moments(shop, READ_MODELS, bench.sizes.timeout)
+        shop.wait_until_processed(timeout=bench.sizes.timeout)
+    seconds = {name: moment - started for name, moment in finished.items()}
+    bench.fact(WORKLOAD, catch_up_seconds=seconds)
+    return seconds
+
+
+def rebuild_each(bench: Bench, url: str) -> dict[str, LogRead]:
+    """Rebuilds every read model, each right after the read limit of its log
+    is measured; returns those read limits."""
+    limits: dict[str, LogRead] = {}
+    with Shop(database_url=url, subscribers="workers") as shop:
+        logs = services(shop)
+        for name in READ_MODELS:
+            log = READ_MODEL_LOGS[name]
+            limit = limits[name] = read_limit(logs[log])
+            bench.say(f"rebuild {name} ({limit.notifications:,} in {log})")
+            [report] = shop.rebuild(name, mode="verify")
+            if not report.agrees:
+                raise WorkloadError(f"the rebuild of {name} differs from live")
+            bench.add(
+                Result(
+                    WORKLOAD,
+                    bench.engine,
+                    f"rebuild {name}",
+                    # The log's length, not what the rebuild read: one that
+                    # skips unwanted notifications in SQL does less work.
+                    rate(limit.notifications, report.seconds),
+                    "events/s",
+                    baseline=limit.rate,
+                    baseline_label="read limit",
+                    target=HALF_THE_READ_LIMIT,
+                    details={
+                        "log": log,
+                        "notifications": limit.notifications,
+                        "notifications_read": report.notifications_read,
+                        "events_applied": report.events_applied,
+                        "seconds": report.seconds,
+                        "read_limit_seconds": limit.seconds,
+                    },
+                )
+            )
+    return limits
+
+
+def add_catch_up_results(
+    bench: Bench, caught_up: dict[str, float], limits: dict[str, LogRead]
+) -> None:
+    for name in READ_MODELS:
+        limit = limits[name]
+        bench.add(
+            Result(
+                WORKLOAD,
+                bench.engine,
+                f"catch-up {name}",
+                rate(limit.notifications, caught_up[name]),
+                "events/s",
+                baseline=limit.rate,
+                baseline_label="read limit",
+                target=HALF_THE_READ_LIMIT,
+                note="all at once, embedded",
+                details={
+                    "log": READ_MODEL_LOGS[name],
+                    "notifications": limit.notifications,
+                    "seconds": caught_up[name],
+                },
+            )
+        )
+    per_log = {READ_MODEL_LOGS[name]: limits[name] for name in READ_MODELS}
+    total = sum(per_log[log].notifications for log in LOGS)
+    seconds = max(caught_up.values())
+    bench.add(
+        Result(
+            WORKLOAD,
+            bench.engine,
+            "catch-up, all read models",
+            rate(total, seconds),
+            "events/s",
+            baseline=rate(total, sum(per_log[log].seconds for log in LOGS)),
+            baseline_label="read limit (each log once)",
+            target=HALF_THE_READ_LIMIT,
+            details={"notifications": total, "seconds": seconds},
+        )
+    )
+
+
+def run(bench: Bench) -> None:
+    with bench.store() as url:
+        build_store(bench, url)
+        bench.say("catch-up: every read model at once, embedded")
+        caught_up = catch_up(bench, url)
+        limits = rebuild_each(bench, url)
+    add_catch_up_results(bench, caught_up, limits)
