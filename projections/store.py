@@ -61,6 +61,7 @@ from domain.errors import (
 )
 from projections.base import Projection, generation_tables
 from projections.engine import WRITE_TRANSACTION
+from projections.flush import write_batch
 
 system_metadata = MetaData()
 
@@ -158,13 +159,12 @@ def _events_writer(
     projection: type[Projection], generation: int, events: Sequence[object]
 ) -> Callable[[Connection], None]:
     """Writes ``events`` into one generation's tables."""
-    handler = projection(generation_tables(projection, generation))
+    tables = generation_tables(projection, generation)
 
-    def handle(connection: Connection) -> None:
-        for event in events:
-            handler.handle(connection, event)
+    def write(connection: Connection) -> None:
+        write_batch(connection, projection, tables, events)
 
-    return handle
+    return write
 
 
 def _dead_letter_view(row: RowMapping) -> DeadLetterView:
@@ -719,8 +719,12 @@ class ViewStore:
                         f"generation {row['generation']} of {row['projection']} "
                         "no longer serves readers with this code (rebuild it instead)",
                     )
-                handler = projection(generation_tables(projection, row["generation"]))
-                handler.handle(connection, parked_event())
+                write_batch(
+                    connection,
+                    projection,
+                    generation_tables(projection, row["generation"]),
+                    [parked_event()],
+                )
                 self._resolve(connection, dead_letter_id, DeadLetterStatus.RETRIED)
         except (DeadLetterNotFoundError, DeadLetterStateError):
             raise

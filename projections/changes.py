@@ -1,0 +1,422 @@
+"""A batch's row changes, folded per key in memory before any SQL runs.
+
+Read-model handlers record here what their event does to their tables' rows:
+insert a row, update columns, add to counters, keep the latest of a column,
+delete. Everything the events of a batch do to one row folds into one change,
+so the framework writes a batch of any size with a few multi-row statements per
+table (``projections.flush``).
+
+A handler reads only what the batch loaded before it ran (the rows its
+projection declares in ``Projection.loads``) and what earlier events of the
+same batch did. Reading any other row is a programming error
+(:class:`NotLoadedError`), never a query per event.
+
+Changes to a row that was not loaded are kept as a list of operations and
+played, in order, on the stored row at flush time: adding to a row the table
+does not hold does nothing (as an UPDATE would), unless the addition brings a
+``default`` row to start from (a counter's first event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from types import MappingProxyType
+from typing import Any
+
+from sqlalchemy import Table
+
+Row = dict[str, Any]
+Key = Hashable
+"""A row's primary key: the value of a one-column key, else a tuple in the
+order of the key's columns."""
+
+RowView = Mapping[str, Any]
+"""A row as the batch has it so far (read-only)."""
+
+_Operation = Callable[
+    [Row | None, Mapping[str, Any], "Mapping[str, Any] | None", Row], Row | None
+]
+
+
+class NotLoadedError(LookupError):
+    """A handler read a row that its batch did not load: the projection must
+    declare the table and column in ``loads``."""
+
+
+class DuplicateRowError(ValueError):
+    """A handler inserted a row whose key is already in the table."""
+
+    def __init__(self, table: str, key: Key) -> None:
+        super().__init__(f"{table} already holds a row with key {key!r}")
+        self.table = table
+        self.key = key
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What the fold needs to know of a table: its columns and key columns."""
+
+    name: str
+    columns: frozenset[str]
+    key: tuple[str, ...]
+    """Primary-key columns; empty for a table without a primary key, whose
+    rows can only be inserted."""
+
+    def key_of(self, row: Mapping[str, Any]) -> Key:
+        if len(self.key) == 1:
+            key: Key = row[self.key[0]]
+            return key
+        return tuple(row[column] for column in self.key)
+
+    def key_row(self, key: Key) -> Row:
+        if len(self.key) == 1:
+            return {self.key[0]: key}
+        assert isinstance(key, tuple)
+        return dict(zip(self.key, key, strict=True))
+
+
+@cache
+def shape_of(table: Table) -> TableShape:
+    return TableShape(
+        name=table.name,
+        columns=frozenset(column.name for column in table.columns),
+        key=tuple(column.name for column in table.primary_key.columns),
+    )
+
+
+# -- operations on a row: (row, values, default, key row) -> row -------------
+
+
+def _set(
+    row: Row | None, values: Mapping[str, Any], _default: Any, _key: Row
+) -> Row | None:
+    if row is not None:
+        row.update(values)
+    return row
+
+
+def _add(
+    row: Row | None,
+    deltas: Mapping[str, Any],
+    default: Mapping[str, Any] | None,
+    key: Row,
+) -> Row | None:
+    if row is None:
+        if default is None:
+            return None
+        row = {**key, **default}
+    for column, delta in deltas.items():
+        row[column] = row[column] + delta
+    return row
+
+
+def _keep_latest(
+    row: Row | None, values: Mapping[str, Any], _default: Any, _key: Row
+) -> Row | None:
+    if row is not None:
+        for column, value in values.items():
+            current = row[column]
+            if current is None or value > current:
+                row[column] = value
+    return row
+
+
+class _Change:
+    """What a batch does to one row.
+
+    ``row`` is the row as the batch leaves it (None: no row), when known;
+    ``stored`` whether the table held the row before the batch (None: not
+    known, but a delete was asked for); ``pending`` the operations to play on
+    a stored row not loaded, None once known."""
+
+    __slots__ = ("changed", "pending", "row", "stored")
+
+    def __init__(
+        self,
+        row: Row | None,
+        stored: bool | None,
+        pending: list[tuple[_Operation, Mapping[str, Any], Any]] | None = None,
+        *,
+        changed: bool = True,
+    ) -> None:
+        self.row = row
+        self.stored = stored
+        self.pending = pending
+        self.changed = changed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a batch leaves to write to one table."""
+
+    deleted: list[Key]
+    """Keys of rows to delete (some may not be stored)."""
+    inserted: list[Row]
+    """New rows: their keys are not stored."""
+    replaced: list[Row]
+    """Whole rows that replace the stored ones (or fill a key the batch deleted)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.deleted or self.inserted or self.replaced)
+
+
+class TableChanges:
+    """The changes one batch makes to one table, keyed by primary key.
+
+    A key is the value of a one-column primary key, or a tuple of the key's
+    columns in order; ``update``, ``add``, ``keep_latest`` and ``delete`` also
+    take a row that ``get`` or ``where`` returned."""
+
+    def __init__(self, shape: TableShape, loaded_by: str | None = None) -> None:
+        if loaded_by is not None and loaded_by not in shape.columns:
+            raise ValueError(f"{shape.name} has no column {loaded_by!r} to load by")
+        self.shape = shape
+        self.loaded_by = loaded_by
+        self._changes: dict[Key, _Change] = {}
+        self._appended: list[Row] = []
+        # The rows of each group by load column value: their keys (in order),
+        # or the rows themselves in a table without a key.
+        self._groups: dict[object, dict[Key, None]] = {}
+        self._keyless_groups: dict[object, list[Row]] = {}
+        self._loaded_groups: set[object] = set()
+        self._group_in_key: int | None = (
+            shape.key.index(loaded_by)
+            if loaded_by is not None and loaded_by in shape.key
+            else None
+        )
+
+    # -- what handlers do ------------------------------------------------------
+
+    def insert(self, **row: Any) -> None:
+        """Adds a new row; a key the table already holds is an error (at once
+        if the row was loaded, else when the batch is written)."""
+        self._check_columns(row)
+        if not self.shape.key:
+            self._appended.append(row)
+            self._index(row)
+            return
+        key = self.shape.key_of(row)
+        change = self._changes.get(key)
+        if change is None:
+            self._changes[key] = _Change(row, stored=False)
+        elif change.pending is not None:
+            # The operations before it did nothing if the row was not stored,
+            # and if it was, the insert fails when the batch is written, as it
+            # would have event by event.
+            change.row, change.stored, change.pending = row, False, None
+        elif change.row is not None:
+            raise DuplicateRowError(self.shape.name, key)
+        else:
+            change.row = row
+            change.changed = True
+        self._index(row, key)
+
+    def update(self, key: Key | RowView, /, **values: Any) -> None:
+        """Sets columns of the row with this key; nothing if there is none."""
+        self._check_columns(values, updating=True)
+        self._operate(key, _set, values)
+
+    def add(
+        self,
+        key: Key | RowView,
+        /,
+        *,
+        default: Mapping[str, Any] | None = None,
+        **deltas: Any,
+    ) -> None:
+        """Adds to numeric columns of the row with this key (in Python, so
+        Decimals stay exact on SQLite). Without a row, ``default`` (the other
+        columns) is the row to add to; with no default, nothing happens."""
+        self._check_columns(deltas, updating=True)
+        if default is not None:
+            self._check_columns(default, updating=True)
+        self._operate(key, _add, deltas, default)
+
+    def keep_latest(self, key: Key | RowView, /, **values: Any) -> None:
+        """Sets each column to the given value if it is later (greater) than
+        the row's; nothing if there is no row."""
+        self._check_columns(values, updating=True)
+        self._operate(key, _keep_latest, values)
+
+    def delete(self, key: Key | RowView, /) -> None:
+        """Deletes the row with this key, if there is one."""
+        change = self._change(self._key(key))
+        if change.pending is not None:
+            change.pending = None
+            change.stored = None
+        change.row = None
+        change.changed = True
+
+    def get(self, key: Key, /) -> RowView | None:
+        """The row with this key as the batch has it so far, or None."""
+        change = self._changes.get(key)
+        if change is not None and change.pending is None:
+            return None if change.row is None else MappingProxyType(change.row)
+        if change is None and self._knows_absent(key):
+            return None
+        raise NotLoadedError(
+            f"the {self.shape.name} row {key!r} was not loaded for this batch "
+            f"(declare {self.shape.name!r} in the projection's loads)"
+        )
+
+    def where(self, **column: object) -> list[RowView]:
+        """The rows whose load column (see ``Projection.loads``) holds this
+        value, as the batch has them so far: ``where(cart_id=cart_id)``."""
+        ((name, value),) = column.items()
+        if name != self.loaded_by or value not in self._loaded_groups:
+            raise NotLoadedError(
+                f"{self.shape.name} rows with {name} = {value!r} were not loaded "
+                f"for this batch (it loads by {self.loaded_by!r})"
+            )
+        if not self.shape.key:
+            return [
+                MappingProxyType(row) for row in self._keyless_groups.get(value, ())
+            ]
+        rows = (self._changes[key].row for key in self._groups.get(value, ()))
+        return [
+            MappingProxyType(row)
+            for row in rows
+            if row is not None and row[name] == value
+        ]
+
+    def key_of(self, row: RowView) -> Key:
+        return self.shape.key_of(row)
+
+    # -- what the framework does -----------------------------------------------
+
+    def load(self, rows: Iterable[Row], groups: Iterable[object]) -> None:
+        """Takes in the stored rows of whole groups (every row whose load
+        column holds one of ``groups``), before any handler runs."""
+        self._loaded_groups.update(groups)
+        for row in rows:
+            if self.shape.key:
+                key = self.shape.key_of(row)
+                self._changes[key] = _Change(row, stored=True, changed=False)
+                self._index(row, key)
+            else:
+                self._index(row)
+
+    def unresolved(self) -> list[Key]:
+        """Keys of rows changed without being loaded."""
+        return [key for key, change in self._changes.items() if change.pending]
+
+    def resolve(self, stored: Mapping[Key, Row]) -> None:
+        """Plays the pending operations on the stored rows of
+        :meth:`unresolved` keys (absent from ``stored``: not in the table)."""
+        for key, change in self._changes.items():
+            if change.pending is None:
+                continue
+            row = stored.get(key)
+            change.stored = row is not None
+            key_row = self.shape.key_row(key)
+            for operation, values, default in change.pending:
+                row = operation(row, values, default, key_row)
+            change.row, change.pending = row, None
+
+    def outcome(self) -> Outcome:
+        deleted: list[Key] = []
+        inserted: list[Row] = list(self._appended)
+        replaced: list[Row] = []
+        for key, change in self._changes.items():
+            assert change.pending is None, "resolve() before outcome()"
+            if not change.changed:
+                continue
+            if change.row is None:
+                if change.stored is not False:
+                    deleted.append(key)
+            elif change.stored is False:
+                inserted.append(change.row)
+            else:
+                replaced.append(change.row)
+        return Outcome(deleted, inserted, replaced)
+
+    # -- inside ------------------------------------------------------------------
+
+    def _operate(
+        self,
+        key: Key | RowView,
+        operation: _Operation,
+        values: Mapping[str, Any],
+        default: Mapping[str, Any] | None = None,
+    ) -> None:
+        key = self._key(key)
+        change = self._change(key)
+        if change.pending is not None:
+            change.pending.append((operation, values, default))
+            return
+        row = change.row
+        change.row = operation(row, values, default, self.shape.key_row(key))
+        if change.row is not None and (
+            change.row is not row or self.loaded_by in values
+        ):
+            self._index(change.row, key)
+        change.changed = True
+
+    def _change(self, key: Key) -> _Change:
+        change = self._changes.get(key)
+        if change is None:
+            if self._knows_absent(key):
+                change = _Change(None, stored=False, changed=False)
+            else:
+                change = _Change(None, stored=None, pending=[])
+            self._changes[key] = change
+        return change
+
+    def _key(self, key: Key | RowView) -> Key:
+        if not self.shape.key:
+            raise TypeError(
+                f"{self.shape.name} has no primary key: its rows can only be inserted"
+            )
+        if isinstance(key, MappingProxyType):
+            return self.shape.key_of(key)
+        return key
+
+    def _knows_absent(self, key: Key) -> bool:
+        """Whether the key is in a loaded group (so, not being among the loaded
+        rows, it is not stored)."""
+        if self._group_in_key is None:
+            return False
+        group = key if len(self.shape.key) == 1 else key[self._group_in_key]  # type: ignore[index]
+        return group in self._loaded_groups
+
+    def _index(self, row: Row, key: Key = None) -> None:
+        if self.loaded_by is None:
+            return
+        group = row[self.loaded_by]
+        if self.shape.key:
+            self._groups.setdefault(group, {})[key] = None
+        else:
+            self._keyless_groups.setdefault(group, []).append(row)
+
+    def _check_columns(
+        self, values: Mapping[str, Any], *, updating: bool = False
+    ) -> None:
+        unknown = values.keys() - self.shape.columns
+        if unknown:
+            raise KeyError(
+                f"{self.shape.name} has no column {', '.join(sorted(unknown))}"
+            )
+        if updating and not values.keys().isdisjoint(self.shape.key):
+            raise ValueError(f"the key of a {self.shape.name} row cannot change")
+
+
+class Changes:
+    """The row changes of one batch to one generation of a projection's
+    tables, by template table name: ``changes["stock_levels"]``."""
+
+    def __init__(self, tables: Mapping[str, Table], loads: Mapping[str, str]) -> None:
+        unknown = loads.keys() - tables.keys()
+        if unknown:
+            raise ValueError(f"loads names unknown tables: {sorted(unknown)}")
+        self._tables = {
+            name: TableChanges(shape_of(table), loads.get(name))
+            for name, table in tables.items()
+        }
+
+    def __getitem__(self, table: str) -> TableChanges:
+        return self._tables[table]
+
+    def items(self) -> Iterable[tuple[str, TableChanges]]:
+        return self._tables.items()

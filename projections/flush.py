@@ -1,0 +1,231 @@
+"""Applying a batch of events to a read model's tables, set-based.
+
+One batch, whatever its size, costs a few statements per table: one SELECT per
+table the projection declares in ``loads`` (before its handlers run), then, per
+table it changed, one SELECT of the rows changed without being loaded (to play
+their pending operations on), a multi-row DELETE, and an INSERT and an upsert
+each executed once for all their rows. The statements are built once per table
+(and compiled once per set of columns, by SQLAlchemy's cache).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.domain import AggregateCreated
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Delete,
+    Insert,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from projections.base import Projection
+from projections.changes import Changes, Key, Row, TableChanges
+
+# Bound values per statement when a list of values becomes one parameter each
+# (SQLite allows 32,766; PostgreSQL 65,535).
+MAX_PARAMETERS = 30_000
+
+
+def write_batch(
+    connection: Connection,
+    projection: type[Projection],
+    tables: Mapping[str, Table],
+    events: Sequence[object],
+) -> None:
+    """Handles ``events`` into ``tables`` (one generation of ``projection``)
+    inside the caller's transaction: loads what the handlers read, folds every
+    event into row changes, and writes them."""
+    handled = [event for event in events if type(event) in projection.handlers()]
+    if not handled:
+        return
+    dialect = connection.dialect.name
+    changes = Changes(tables, projection.loads)
+    if projection.loads:
+        _load(connection, projection, tables, changes, handled)
+    read_model = projection()
+    for event in handled:
+        read_model.handle(changes, event)
+    for name, table_changes in changes.items():
+        writer_for(tables[name], dialect).write(connection, table_changes)
+
+
+def _load(
+    connection: Connection,
+    projection: type[Projection],
+    tables: Mapping[str, Table],
+    changes: Changes,
+    events: Sequence[Any],
+) -> None:
+    """Loads the rows ``projection.loads`` names for the batch's aggregates."""
+    # An aggregate created in this batch has no rows stored yet.
+    created = {
+        event.originator_id for event in events if isinstance(event, AggregateCreated)
+    }
+    stored = list(
+        dict.fromkeys(
+            event.originator_id
+            for event in events
+            if event.originator_id not in created
+        )
+    )
+    for name, column in projection.loads.items():
+        writer = writer_for(tables[name], connection.dialect.name)
+        rows = writer.load(connection, column, stored)
+        changes[name].load(rows, groups=[*stored, *created])
+
+
+class TableWriter:
+    """The statements that read and write one table's changes."""
+
+    def __init__(self, table: Table, dialect: str) -> None:
+        self.table = table
+        self._postgres = dialect == "postgresql"
+        self._key = list(table.primary_key.columns)
+        self._insert: Insert = insert(table)
+        self._replace: Insert | None = None
+        self._delete: Delete | None = None
+        self._select_keys: Select[Any] | None = None
+        if self._key:
+            self._replace = _upsert(table, dialect)
+            self._delete = delete(table).where(self._matching(self._key))
+            self._select_keys = select(table).where(self._matching(self._key))
+        self._select_by: dict[str, Select[Any]] = {}
+        # SQLite hands back what it stored as UTC without the offset.
+        self._naive_times = (
+            []
+            if self._postgres
+            else [
+                column.name
+                for column in table.columns
+                if isinstance(column.type, DateTime) and column.type.timezone
+            ]
+        )
+
+    def load(
+        self, connection: Connection, column: str, values: Sequence[object]
+    ) -> list[Row]:
+        """Every row whose ``column`` holds one of ``values``."""
+        if not values:
+            return []
+        statement = self._select_by.get(column)
+        if statement is None:
+            statement = select(self.table).where(self._matching([self.table.c[column]]))
+            self._select_by[column] = statement
+        return self._rows(connection, statement, list(values), 1)
+
+    def write(self, connection: Connection, changes: TableChanges) -> None:
+        unresolved = changes.unresolved()
+        if unresolved:
+            assert self._select_keys is not None
+            stored = self._rows(
+                connection, self._select_keys, unresolved, len(self._key)
+            )
+            changes.resolve({changes.shape.key_of(row): row for row in stored})
+        outcome = changes.outcome()
+        if outcome.deleted:
+            assert self._delete is not None
+            for chunk in self._chunks(outcome.deleted, len(self._key)):
+                connection.execute(self._delete, {"values": chunk})
+        for rows in _by_columns(outcome.replaced):
+            assert self._replace is not None
+            connection.execute(self._replace, rows)
+        for rows in _by_columns(outcome.inserted):
+            connection.execute(self._insert, rows)
+
+    def _matching(self, columns: Sequence[Column[Any]]) -> ColumnElement[bool]:
+        """``columns`` is one of the values of the list bound as "values"."""
+        if len(columns) == 1 and self._postgres:
+            # One array parameter: one statement text, whatever the length.
+            values = bindparam("values", type_=ARRAY(columns[0].type))
+            matching: ColumnElement[bool] = columns[0] == any_(values)
+            return matching
+        target = columns[0] if len(columns) == 1 else tuple_(*columns)
+        return target.in_(bindparam("values", expanding=True))
+
+    def _chunks(self, values: list[Key], width: int) -> Iterator[list[Key]]:
+        if self._postgres and width == 1:
+            yield values
+            return
+        size = MAX_PARAMETERS // width
+        for start in range(0, len(values), size):
+            yield values[start : start + size]
+
+    def _rows(
+        self,
+        connection: Connection,
+        statement: Select[Any],
+        values: list[Key],
+        width: int,
+    ) -> list[Row]:
+        rows: list[Row] = []
+        for chunk in self._chunks(values, width):
+            result = connection.execute(statement, {"values": chunk})
+            names = list(result.keys())
+            rows.extend(dict(zip(names, row, strict=True)) for row in result)
+        for name in self._naive_times:
+            for row in rows:
+                moment: datetime | None = row[name]
+                if moment is not None and moment.tzinfo is None:
+                    row[name] = moment.replace(tzinfo=UTC)
+        return rows
+
+
+def _upsert(table: Table, dialect: str) -> Insert:
+    """INSERT that replaces the row with the same primary key."""
+    statement: postgresql.Insert | sqlite.Insert = (
+        postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    )
+    others = {
+        column.name: statement.excluded[column.name]
+        for column in table.columns
+        if not column.primary_key
+    }
+    key = [column.name for column in table.primary_key.columns]
+    if not others:
+        return statement.on_conflict_do_nothing(index_elements=key)
+    return statement.on_conflict_do_update(index_elements=key, set_=others)
+
+
+def _by_columns(rows: list[Row]) -> Iterator[list[Row]]:
+    """The rows in groups of the same columns (one executemany each)."""
+    if not rows:
+        return
+    first = rows[0].keys()
+    if all(row.keys() == first for row in rows):
+        yield rows
+        return
+    groups: dict[frozenset[str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(frozenset(row), []).append(row)
+    yield from groups.values()
+
+
+_writers: dict[tuple[Table, str], TableWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(table: Table, dialect: str) -> TableWriter:
+    """The (cached) writer of one physical table on one kind of database."""
+    key = (table, dialect)
+    writer = _writers.get(key)
+    if writer is None:
+        with _writers_lock:
+            writer = _writers.setdefault(key, TableWriter(table, dialect))
+    return writer
