@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -54,21 +55,22 @@ class DuplicateRowError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True)
 class TableShape:
-    """What the fold needs to know of a table: its columns and key columns."""
+    """What the fold needs to know of a table: its columns and key columns
+    (none for a table without a primary key, whose rows can only be inserted)."""
 
-    name: str
-    columns: frozenset[str]
-    key: tuple[str, ...]
-    """Primary-key columns; empty for a table without a primary key, whose
-    rows can only be inserted."""
+    __slots__ = ("_key_of", "columns", "key", "name")
+
+    def __init__(self, table: Table) -> None:
+        self.name = table.name
+        self.columns = frozenset(column.name for column in table.columns)
+        self.key = tuple(column.name for column in table.primary_key.columns)
+        self._key_of = itemgetter(*self.key) if self.key else None
 
     def key_of(self, row: Mapping[str, Any]) -> Key:
-        if len(self.key) == 1:
-            key: Key = row[self.key[0]]
-            return key
-        return tuple(row[column] for column in self.key)
+        assert self._key_of is not None, f"{self.name} has no primary key"
+        key: Key = self._key_of(row)
+        return key
 
     def key_row(self, key: Key) -> Row:
         if len(self.key) == 1:
@@ -79,11 +81,7 @@ class TableShape:
 
 @cache
 def shape_of(table: Table) -> TableShape:
-    return TableShape(
-        name=table.name,
-        columns=frozenset(column.name for column in table.columns),
-        key=tuple(column.name for column in table.primary_key.columns),
-    )
+    return TableShape(table)
 
 
 # -- operations on a row: (row, values, default, key row) -> row -------------

@@ -11,8 +11,10 @@ each executed once for all their rows. The statements are built once per table
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from eventsourcing.domain import AggregateCreated
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Delete,
+    Dialect,
     Insert,
     Select,
     Table,
@@ -98,12 +101,12 @@ class TableWriter:
         self.table = table
         self._postgres = dialect == "postgresql"
         self._key = list(table.primary_key.columns)
-        self._insert: Insert = insert(table)
-        self._replace: Insert | None = None
+        self._insert = _ManyRows(insert(table), table)
+        self._replace: _ManyRows | None = None
         self._delete: Delete | None = None
         self._select_keys: Select[Any] | None = None
         if self._key:
-            self._replace = _upsert(table, dialect)
+            self._replace = _ManyRows(_upsert(table, dialect), table)
             self._delete = delete(table).where(self._matching(self._key))
             self._select_keys = select(table).where(self._matching(self._key))
         self._select_by: dict[str, Select[Any]] = {}
@@ -145,9 +148,9 @@ class TableWriter:
                 connection.execute(self._delete, {"values": chunk})
         for rows in _by_columns(outcome.replaced):
             assert self._replace is not None
-            connection.execute(self._replace, rows)
+            self._replace.execute(connection, rows)
         for rows in _by_columns(outcome.inserted):
-            connection.execute(self._insert, rows)
+            self._insert.execute(connection, rows)
 
     def _matching(self, columns: Sequence[Column[Any]]) -> ColumnElement[bool]:
         """``columns`` is one of the values of the list bound as "values"."""
@@ -185,6 +188,67 @@ class TableWriter:
                 if moment is not None and moment.tzinfo is None:
                     row[name] = moment.replace(tzinfo=UTC)
         return rows
+
+
+class _ManyRows:
+    """An INSERT executed once for many rows, compiled once per set of
+    columns. The rows' values go through the columns' bind processors (as
+    SQLAlchemy would) column by column, straight to the driver's executemany:
+    SQLAlchemy's per-row parameter handling cost as much as the database's
+    work on the rows."""
+
+    def __init__(self, statement: Insert, table: Table) -> None:
+        self.statement = statement
+        self.table = table
+        self._plans: dict[tuple[str, frozenset[str]], _Plan] = {}
+
+    def execute(self, connection: Connection, rows: list[Row]) -> None:
+        dialect = connection.dialect
+        key = (dialect.name, frozenset(rows[0]))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans.setdefault(key, self._plan(dialect, sorted(rows[0])))
+        connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+
+    def _plan(self, dialect: Dialect, columns: list[str]) -> _Plan:
+        compiled = self.statement.compile(dialect=dialect, column_keys=columns)
+        names = list(compiled.positiontup or compiled.bind_names.values())
+        if sorted(names) != columns:
+            raise AssertionError(f"unexpected parameters {names} for {columns}")
+        processors = [
+            self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        ]
+        return _Plan(compiled.string, names, processors, positional=dialect.positional)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    names: list[str]
+    processors: Sequence[Callable[[Any], Any] | None]
+    positional: bool
+
+    def parameters(
+        self, rows: list[Row]
+    ) -> list[tuple[Any, ...]] | list[dict[str, Any]]:
+        """The rows' values in the order (or under the names) of the SQL."""
+        values = itemgetter(*self.names)
+        columns = (
+            zip(*map(values, rows), strict=True)
+            if len(self.names) > 1
+            else [[row[self.names[0]] for row in rows]]
+        )
+        processed = [
+            column if processor is None else list(map(processor, column))
+            for column, processor in zip(columns, self.processors, strict=True)
+        ]
+        if self.positional:
+            return list(zip(*processed, strict=True))
+        return [
+            dict(zip(self.names, row, strict=True))
+            for row in zip(*processed, strict=True)
+        ]
 
 
 def _upsert(table: Table, dialect: str) -> Insert:

@@ -42,7 +42,10 @@ REBUILD_MODES: tuple[RebuildMode, ...] = ("verify", "switch-if-equal", "switch")
 
 Phase = Literal["replaying", "catching up", "comparing", "done"]
 
-DEFAULT_BATCH_SIZE = 500
+# Notifications read and applied per transaction: large, since every batch
+# costs a few statements per table whatever its size, yet bounded, since a
+# batch's events and row changes are held in memory.
+DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_MAX_DIFFERENCES = 20
 # Rounds of catching up outside the final transaction; what is left after them
 # is caught up inside it, while the live runner waits.
@@ -325,6 +328,9 @@ class _Shadow:
                 events,
                 expected_position=self.position,
                 new_position=new_position,
+                # No reader sees the shadow, and the shadow of a rebuild that
+                # crashed is never served: its last commits can be lost.
+                durable=False,
             )
         else:
             applied = self.store.apply_within(

@@ -114,6 +114,14 @@ dead_letters_table = Table(
     Column("discard_reason", Text, nullable=True),
 )
 
+# Rows fetched at a time while a table's checksum is computed.
+CHECKSUM_CHUNK_ROWS = 2_000
+
+# SQLite page cache of a transaction that writes a shadow generation (64 MiB),
+# and SQLite's default (2 MiB), which the engine keeps.
+BULK_PAGE_CACHE = "PRAGMA cache_size = -65536"
+DEFAULT_PAGE_CACHE = "PRAGMA cache_size = -2000"
+
 # Serializes schema changes across processes on PostgreSQL (same key as the
 # event store's, so tables of both kinds are never created concurrently).
 SCHEMA_LOCK_KEY = 0x6576_7368_6F70
@@ -510,6 +518,7 @@ class ViewStore:
         expected_position: int | None,
         new_position: int,
         only_if_active: bool = False,
+        durable: bool = True,
     ) -> bool:
         """Handles ``events`` into one generation's tables and moves its position
         from ``expected_position`` to ``new_position``, in one transaction.
@@ -519,6 +528,12 @@ class ViewStore:
         ``only_if_active``, if readers were switched to another generation, or
         the active generation was built by another ``projection.version``: the
         caller must re-read its generation and position and carry on from there.
+
+        ``durable=False`` is for a generation no reader sees yet (a rebuild's
+        shadow): on PostgreSQL the commit does not wait for its WAL to reach
+        the disk, and SQLite gets a larger page cache for the transaction. A
+        crash may then lose the last commits, but never half of one: the rows
+        and the position they bring the generation to commit together.
         """
         return self._tracked(
             projection,
@@ -527,6 +542,7 @@ class ViewStore:
             expected_position=expected_position,
             new_position=new_position,
             only_if_active=only_if_active,
+            durable=durable,
         )
 
     def _tracked(
@@ -538,11 +554,15 @@ class ViewStore:
         expected_position: int | None,
         new_position: int,
         only_if_active: bool,
+        durable: bool = True,
     ) -> bool:
         """Runs ``write`` and moves the position, in one transaction, as
         :meth:`apply` describes."""
         try:
-            with self.writer.begin() as connection:
+            with (
+                self.writer.begin() as connection,
+                self._durability(connection, durable=durable),
+            ):
                 if only_if_active:
                     # Share-locked before the position, in the same order as a
                     # switch takes them, so that a switch and a batch queue up
@@ -563,6 +583,22 @@ class ViewStore:
                 # Two first batches raced to insert the tracking row.
                 return False
             raise
+
+    @contextmanager
+    def _durability(self, connection: Connection, *, durable: bool) -> Iterator[None]:
+        """The settings of a transaction that :meth:`apply` describes."""
+        if durable:
+            yield
+        elif self.is_postgres:
+            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield
+        else:
+            # The page cache is the connection's: back to the default before
+            # the connection goes back to the pool (after a failure, it may
+            # keep the larger one).
+            connection.exec_driver_sql(BULK_PAGE_CACHE)
+            yield
+            connection.exec_driver_sql(DEFAULT_PAGE_CACHE)
 
     def apply_within(
         self,
@@ -840,10 +876,12 @@ class ViewStore:
 
     @staticmethod
     def table_checksum(connection: Connection, table: Table) -> tuple[int, int]:
-        """(row count, order-independent checksum) of one table."""
+        """(row count, order-independent checksum) of one table, read in
+        chunks (a server-side cursor on PostgreSQL): tables can be large."""
         count = 0
         digest = 0
-        for row in connection.execute(select(table)):
+        rows = select(table).execution_options(yield_per=CHECKSUM_CHUNK_ROWS)
+        for row in connection.execute(rows):
             count += 1
             # Sum of per-row CRCs: equal for equal multisets of rows,
             # whatever order the database returns them in.
