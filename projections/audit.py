@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -112,19 +113,28 @@ def payload_json(event: object) -> str:
         for name, value in vars(event).items()
         if name not in _ENVELOPE and not name.startswith("originator_topic")
     }
-    return json.dumps(payload, default=_json_default, sort_keys=True)
+    return _PAYLOAD_ENCODER.encode(payload)
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, (UUID, Decimal)):
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    if isinstance(value, (UUID, Decimal)):
-        return str(value)
+        # One level: the encoder comes back here for what the fields hold.
+        return {name: getattr(value, name) for name in _field_names(type(value))}
     raise TypeError(f"cannot show {type(value).__name__} in an audit payload")
+
+
+@cache
+def _field_names(dataclass: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(dataclass))
+
+
+_PAYLOAD_ENCODER = json.JSONEncoder(default=_json_default, sort_keys=True)
 
 
 def _skus_named(event: object) -> set[str]:

@@ -391,11 +391,9 @@ class TableChanges:
     def _check_columns(
         self, values: Mapping[str, Any], *, updating: bool = False
     ) -> None:
-        unknown = values.keys() - self.shape.columns
-        if unknown:
-            raise KeyError(
-                f"{self.shape.name} has no column {', '.join(sorted(unknown))}"
-            )
+        if not values.keys() <= self.shape.columns:
+            unknown = ", ".join(sorted(values.keys() - self.shape.columns))
+            raise KeyError(f"{self.shape.name} has no column {unknown}")
         if updating and not values.keys().isdisjoint(self.shape.key):
             raise ValueError(f"the key of a {self.shape.name} row cannot change")
 
