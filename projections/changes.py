@@ -36,9 +36,8 @@ order of the key's columns."""
 RowView = Mapping[str, Any]
 """A row as the batch has it so far (read-only)."""
 
-_Operation = Callable[
-    [Row | None, Mapping[str, Any], "Mapping[str, Any] | None", Row], Row | None
-]
+_Operation = Callable[[Row, Mapping[str, Any]], None]
+"""Changes a row in place."""
 
 
 class NotLoadedError(LookupError):
@@ -84,41 +83,23 @@ def shape_of(table: Table) -> TableShape:
     return TableShape(table)
 
 
-# -- operations on a row: (row, values, default, key row) -> row -------------
+# -- operations on a row ------------------------------------------------------
 
 
-def _set(
-    row: Row | None, values: Mapping[str, Any], _default: Any, _key: Row
-) -> Row | None:
-    if row is not None:
-        row.update(values)
-    return row
+def _set(row: Row, values: Mapping[str, Any]) -> None:
+    row.update(values)
 
 
-def _add(
-    row: Row | None,
-    deltas: Mapping[str, Any],
-    default: Mapping[str, Any] | None,
-    key: Row,
-) -> Row | None:
-    if row is None:
-        if default is None:
-            return None
-        row = {**key, **default}
+def _add(row: Row, deltas: Mapping[str, Any]) -> None:
     for column, delta in deltas.items():
         row[column] = row[column] + delta
-    return row
 
 
-def _keep_latest(
-    row: Row | None, values: Mapping[str, Any], _default: Any, _key: Row
-) -> Row | None:
-    if row is not None:
-        for column, value in values.items():
-            current = row[column]
-            if current is None or value > current:
-                row[column] = value
-    return row
+def _keep_latest(row: Row, values: Mapping[str, Any]) -> None:
+    for column, value in values.items():
+        current = row[column]
+        if current is None or value > current:
+            row[column] = value
 
 
 class _Change:
@@ -273,6 +254,9 @@ class TableChanges:
                 MappingProxyType(row) for row in self._keyless_groups.get(value, ())
             ]
         rows = (self._changes[key].row for key in self._groups.get(value, ()))
+        if self._group_in_key is not None:
+            # The key says the group, and a key never changes.
+            return [MappingProxyType(row) for row in rows if row is not None]
         return [
             MappingProxyType(row)
             for row in rows
@@ -308,9 +292,8 @@ class TableChanges:
                 continue
             row = stored.get(key)
             change.stored = row is not None
-            key_row = self.shape.key_row(key)
             for operation, values, default in change.pending:
-                row = operation(row, values, default, key_row)
+                row = self._applied(key, row, operation, values, default)
             change.row, change.pending = row, None
 
     def outcome(self) -> Outcome:
@@ -345,12 +328,29 @@ class TableChanges:
             change.pending.append((operation, values, default))
             return
         row = change.row
-        change.row = operation(row, values, default, self.shape.key_row(key))
+        change.row = self._applied(key, row, operation, values, default)
         if change.row is not None and (
             change.row is not row or self.loaded_by in values
         ):
             self._index(change.row, key)
         change.changed = True
+
+    def _applied(
+        self,
+        key: Key,
+        row: Row | None,
+        operation: _Operation,
+        values: Mapping[str, Any],
+        default: Mapping[str, Any] | None,
+    ) -> Row | None:
+        """The row after the operation. Without a row there is nothing to
+        change, unless a default says what the row starts as."""
+        if row is None:
+            if default is None:
+                return None
+            row = {**self.shape.key_row(key), **default}
+        operation(row, values)
+        return row
 
     def _change(self, key: Key) -> _Change:
         change = self._changes.get(key)
