@@ -136,6 +136,20 @@ def generation_tables(
         return _generations[key]
 
 
+def deferrable_indexes(projection: type[Projection], generation: int) -> set[Index]:
+    """The indexes of a generation's tables that a batch does not need: those
+    that neither keep rows unique nor lead with a column the projection
+    ``loads`` rows by."""
+    deferrable: set[Index] = set()
+    for name, table in generation_tables(projection, generation).items():
+        loaded_by = projection.loads.get(name)
+        for index in table.indexes:
+            leading = next(iter(index.columns)).name
+            if not index.unique and leading != loaded_by:
+                deferrable.add(index)
+    return deferrable
+
+
 def _copy_table(template: Table, metadata: MetaData, name: str) -> Table:
     table = template.to_metadata(metadata, name=name)
     # A primary key and table-level indexes and constraints keep the name the

@@ -11,10 +11,11 @@ projection declares in ``Projection.loads``) and what earlier events of the
 same batch did. Reading any other row is a programming error
 (:class:`NotLoadedError`), never a query per event.
 
-Changes to a row that was not loaded are kept as a list of operations and
-played, in order, on the stored row at flush time: adding to a row the table
-does not hold does nothing (as an UPDATE would), unless the addition brings a
-``default`` row to start from (a counter's first event).
+Changes to a row that was not loaded are kept as a list of operations. If
+they only set columns, they become one UPDATE of the row; else they are
+played, in order, on the stored row, read when the batch is written: adding
+to a row the table does not hold does nothing (as an UPDATE would), unless the
+addition brings a ``default`` row to start from (a counter's first event).
 """
 
 from __future__ import annotations
@@ -102,6 +103,10 @@ def _keep_latest(row: Row, values: Mapping[str, Any]) -> None:
             row[column] = value
 
 
+def _only_sets(pending: list[tuple[_Operation, Mapping[str, Any], Any]]) -> bool:
+    return all(operation is _set for operation, _, _ in pending)
+
+
 class _Change:
     """What a batch does to one row.
 
@@ -136,9 +141,12 @@ class Outcome:
     """New rows: their keys are not stored."""
     replaced: list[Row]
     """Whole rows that replace the stored ones (or fill a key the batch deleted)."""
+    updated: list[Row]
+    """Keys and the columns to set on their rows, if stored (rows that were
+    not loaded and of which the batch only set columns)."""
 
     def __bool__(self) -> bool:
-        return bool(self.deleted or self.inserted or self.replaced)
+        return bool(self.deleted or self.inserted or self.replaced or self.updated)
 
 
 class TableChanges:
@@ -281,14 +289,19 @@ class TableChanges:
                 self._index(row)
 
     def unresolved(self) -> list[Key]:
-        """Keys of rows changed without being loaded."""
-        return [key for key, change in self._changes.items() if change.pending]
+        """Keys of rows changed without being loaded, other than only by
+        setting columns (an UPDATE does that without reading the row)."""
+        return [
+            key
+            for key, change in self._changes.items()
+            if change.pending and not _only_sets(change.pending)
+        ]
 
     def resolve(self, stored: Mapping[Key, Row]) -> None:
         """Plays the pending operations on the stored rows of
         :meth:`unresolved` keys (absent from ``stored``: not in the table)."""
         for key, change in self._changes.items():
-            if change.pending is None:
+            if change.pending is None or _only_sets(change.pending):
                 continue
             row = stored.get(key)
             change.stored = row is not None
@@ -300,8 +313,15 @@ class TableChanges:
         deleted: list[Key] = []
         inserted: list[Row] = list(self._appended)
         replaced: list[Row] = []
+        updated: list[Row] = []
         for key, change in self._changes.items():
-            assert change.pending is None, "resolve() before outcome()"
+            if change.pending is not None:
+                assert _only_sets(change.pending), "resolve() before outcome()"
+                update = self.shape.key_row(key)
+                for _, values, _ in change.pending:
+                    update.update(values)
+                updated.append(update)
+                continue
             if not change.changed:
                 continue
             if change.row is None:
@@ -311,7 +331,7 @@ class TableChanges:
                 inserted.append(change.row)
             else:
                 replaced.append(change.row)
-        return Outcome(deleted, inserted, replaced)
+        return Outcome(deleted, inserted, replaced, updated)
 
     # -- inside ------------------------------------------------------------------
 

@@ -30,12 +30,14 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    Update,
     any_,
     bindparam,
     delete,
     insert,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -105,10 +107,12 @@ class TableWriter:
         self._key = list(table.primary_key.columns)
         self._insert = _ManyRows(insert(table), table, copy=True)
         self._replace: _ManyRows | None = None
+        self._update: _ManyRows | None = None
         self._delete: Delete | None = None
         self._select_keys: Select[Any] | None = None
         if self._key:
             self._replace = _ManyRows(_upsert(table, dialect), table, copy=False)
+            self._update = _ManyRows(None, table, copy=False)
             self._delete = delete(table).where(self._matching(self._key))
             self._select_keys = select(table).where(self._matching(self._key))
         self._select_by: dict[str, Select[Any]] = {}
@@ -151,6 +155,9 @@ class TableWriter:
         for rows in _by_columns(outcome.replaced):
             assert self._replace is not None
             self._replace.execute(connection, rows)
+        for rows in _by_columns(outcome.updated):
+            assert self._update is not None
+            self._update.execute(connection, rows)
         for rows in _by_columns(outcome.inserted):
             self._insert.execute(connection, rows)
 
@@ -201,7 +208,8 @@ class _ManyRows:
     and the server's work of one INSERT per row); the driver's executemany
     runs the rest. Neither passes through SQLAlchemy's statement events."""
 
-    def __init__(self, statement: Insert, table: Table, *, copy: bool) -> None:
+    def __init__(self, statement: Insert | None, table: Table, *, copy: bool) -> None:
+        """``statement`` None: an UPDATE by primary key of the given columns."""
         self.statement = statement
         self.table = table
         self.copy = copy
@@ -224,7 +232,10 @@ class _ManyRows:
                 copy.write_row(row)
 
     def _plan(self, dialect: Dialect, columns: list[str]) -> _Plan:
-        compiled = self.statement.compile(dialect=dialect, column_keys=columns)
+        if self.statement is None:
+            compiled = _update_by_key(self.table, columns).compile(dialect=dialect)
+        else:
+            compiled = self.statement.compile(dialect=dialect, column_keys=columns)
         if dialect.positional:
             names = list(compiled.positiontup or ())
             statement = compiled.string
@@ -232,6 +243,8 @@ class _ManyRows:
             # Positional placeholders spare the driver a dict per row.
             names = _PLACEHOLDER.findall(compiled.string)
             statement = _PLACEHOLDER.sub("%s", compiled.string)
+        # An UPDATE's parameters are named after their columns, with a prefix.
+        names = [name.removeprefix(_SET).removeprefix(_WHERE) for name in names]
         if sorted(names) != columns:
             raise AssertionError(f"unexpected parameters {names} for {columns}")
         copy = None
@@ -242,6 +255,25 @@ class _ManyRows:
             )
         processors = [_bind_processor(self.table.c[name], dialect) for name in names]
         return _Plan(statement, copy, names, processors)
+
+
+_SET, _WHERE = "set_", "where_"
+
+
+def _update_by_key(table: Table, columns: list[str]) -> Update:
+    """UPDATE of ``columns`` (the key's and others) of the row with a key."""
+    key = [column for column in table.primary_key.columns]
+    return (
+        update(table)
+        .where(*(column == bindparam(_WHERE + column.name) for column in key))
+        .values(
+            {
+                name: bindparam(_SET + name)
+                for name in columns
+                if not table.c[name].primary_key
+            }
+        )
+    )
 
 
 _PLACEHOLDER = re.compile(r"(?<!%)%\((\w+)\)s")

@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     RowMapping,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable
 
 from domain.dead_letter import (
     DeadLetterStatus,
@@ -59,7 +61,7 @@ from domain.errors import (
     DeadLetterRetryFailedError,
     DeadLetterStateError,
 )
-from projections.base import Projection, generation_tables
+from projections.base import Projection, deferrable_indexes, generation_tables
 from projections.engine import WRITE_TRANSACTION
 from projections.flush import write_batch
 
@@ -269,15 +271,28 @@ class ViewStore:
         with self.schema_change() as connection:
             self._create_tables(connection, projection, generation)
 
-    def reserve_generation(self, projection: type[Projection]) -> int:
+    def reserve_generation(
+        self, projection: type[Projection], *, defer_indexes: bool = False
+    ) -> int:
         """Picks a generation number no one has used for this projection, creates
         its (empty) tables and its tracking row at position 0, in one schema
-        change: two rebuilds started at once get different numbers."""
+        change: two rebuilds started at once get different numbers.
+
+        With ``defer_indexes``, on PostgreSQL, the indexes that neither keep
+        rows unique nor serve the projection's ``loads`` are left for
+        :meth:`create_indexes`: building an index over a filled table costs a
+        fraction of keeping it up to date row by row. (SQLite would hold the
+        whole database's write lock while building one.)"""
         with self.schema_change() as connection:
             generation = 1 + max(
                 self._used_generations(connection, projection), default=0
             )
-            self._create_tables(connection, projection, generation)
+            deferred = (
+                deferrable_indexes(projection, generation)
+                if defer_indexes and self.is_postgres
+                else ()
+            )
+            self._create_tables(connection, projection, generation, deferred)
             connection.execute(
                 insert(tracking_table).values(
                     subscriber=subscriber_name(projection, generation),
@@ -338,12 +353,29 @@ class ViewStore:
                 )
             )
 
+    def create_indexes(self, projection: type[Projection], generation: int) -> None:
+        """Creates the indexes of a generation's tables that are missing (see
+        :meth:`reserve_generation`)."""
+        with self.schema_change() as connection:
+            for table in generation_tables(projection, generation).values():
+                for index in table.indexes:
+                    index.create(connection, checkfirst=True)
+
     @staticmethod
     def _create_tables(
-        connection: Connection, projection: type[Projection], generation: int
+        connection: Connection,
+        projection: type[Projection],
+        generation: int,
+        deferred: Collection[Index] = (),
     ) -> None:
         for table in generation_tables(projection, generation).values():
-            table.create(connection, checkfirst=True)
+            if not deferred:
+                table.create(connection, checkfirst=True)
+                continue
+            connection.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                if index not in deferred:
+                    index.create(connection, checkfirst=True)
 
     # -- generations ---------------------------------------------------------
 

@@ -77,6 +77,18 @@ def test_changes_to_a_row_not_loaded_wait_for_the_stored_row() -> None:
     assert (outcome.inserted, outcome.deleted) == ([], [])
 
 
+def test_columns_set_on_a_row_not_loaded_become_one_update() -> None:
+    changes = TableChanges(shape_of(counters))
+    changes.update("a", label="first")
+    changes.update("a", count=3)
+    changes.update("a", label="second")
+
+    assert changes.unresolved() == []
+    outcome = changes.outcome()
+    assert outcome.updated == [{"name": "a", "label": "second", "count": 3}]
+    assert (outcome.inserted, outcome.replaced, outcome.deleted) == ([], [], [])
+
+
 def test_a_counter_starts_from_its_default_row() -> None:
     changes = TableChanges(shape_of(counters))
     zero = {"count": 0, "amount": Decimal("0.00")}
