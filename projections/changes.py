@@ -163,11 +163,10 @@ class TableChanges:
         self.loaded_by = loaded_by
         self._changes: dict[Key, _Change] = {}
         self._appended: list[Row] = []
-        # The rows of each group by load column value: their keys (in order),
-        # or the rows themselves in a table without a key.
+        # The rows of each loaded group, by load column value: their keys (in
+        # order), or the rows themselves in a table without a key.
         self._groups: dict[object, dict[Key, None]] = {}
         self._keyless_groups: dict[object, list[Row]] = {}
-        self._loaded_groups: set[object] = set()
         self._group_in_key: int | None = (
             shape.key.index(loaded_by)
             if loaded_by is not None and loaded_by in shape.key
@@ -252,24 +251,29 @@ class TableChanges:
         """The rows whose load column (see ``Projection.loads``) holds this
         value, as the batch has them so far: ``where(cart_id=cart_id)``."""
         ((name, value),) = column.items()
-        if name != self.loaded_by or value not in self._loaded_groups:
-            raise NotLoadedError(
-                f"{self.shape.name} rows with {name} = {value!r} were not loaded "
-                f"for this batch (it loads by {self.loaded_by!r})"
-            )
-        if not self.shape.key:
-            return [
-                MappingProxyType(row) for row in self._keyless_groups.get(value, ())
-            ]
-        rows = (self._changes[key].row for key in self._groups.get(value, ()))
-        if self._group_in_key is not None:
-            # The key says the group, and a key never changes.
-            return [MappingProxyType(row) for row in rows if row is not None]
-        return [
-            MappingProxyType(row)
-            for row in rows
-            if row is not None and row[name] == value
-        ]
+        if name == self.loaded_by:
+            if not self.shape.key:
+                rows = self._keyless_groups.get(value)
+                if rows is not None:
+                    return [MappingProxyType(row) for row in rows]
+            elif (keys := self._groups.get(value)) is not None:
+                changes = self._changes
+                if self._group_in_key is not None:
+                    # The key says the group, and a key never changes.
+                    return [
+                        MappingProxyType(row)
+                        for key in keys
+                        if (row := changes[key].row) is not None
+                    ]
+                return [
+                    MappingProxyType(row)
+                    for key in keys
+                    if (row := changes[key].row) is not None and row[name] == value
+                ]
+        raise NotLoadedError(
+            f"{self.shape.name} rows with {name} = {value!r} were not loaded "
+            f"for this batch (it loads by {self.loaded_by!r})"
+        )
 
     def key_of(self, row: RowView) -> Key:
         return self.shape.key_of(row)
@@ -279,7 +283,11 @@ class TableChanges:
     def load(self, rows: Iterable[Row], groups: Iterable[object]) -> None:
         """Takes in the stored rows of whole groups (every row whose load
         column holds one of ``groups``), before any handler runs."""
-        self._loaded_groups.update(groups)
+        for group in groups:
+            if self.shape.key:
+                self._groups.setdefault(group, {})
+            else:
+                self._keyless_groups.setdefault(group, [])
         for row in rows:
             if self.shape.key:
                 key = self.shape.key_of(row)
@@ -397,16 +405,22 @@ class TableChanges:
         if self._group_in_key is None:
             return False
         group = key if len(self.shape.key) == 1 else key[self._group_in_key]  # type: ignore[index]
-        return group in self._loaded_groups
+        return group in self._groups
 
     def _index(self, row: Row, key: Key = None) -> None:
+        """Counts the row in its group, if the group was loaded (where() reads
+        only those)."""
         if self.loaded_by is None:
             return
         group = row[self.loaded_by]
         if self.shape.key:
-            self._groups.setdefault(group, {})[key] = None
+            keys = self._groups.get(group)
+            if keys is not None:
+                keys[key] = None
         else:
-            self._keyless_groups.setdefault(group, []).append(row)
+            rows = self._keyless_groups.get(group)
+            if rows is not None:
+                rows.append(row)
 
     def _check_columns(
         self, values: Mapping[str, Any], *, updating: bool = False

@@ -2,10 +2,17 @@
 
 One batch, whatever its size, costs a few statements per table: one SELECT per
 table the projection declares in ``loads`` (before its handlers run), then, per
-table it changed, one SELECT of the rows changed without being loaded (to play
-their pending operations on), a multi-row DELETE, and an INSERT and an upsert
-each executed once for all their rows. The statements are built once per table
-(and compiled once per set of columns, by SQLAlchemy's cache).
+table it changed:
+
+* one SELECT of the rows changed without being loaded, other than by setting
+  columns (their pending operations are played on them in Python);
+* one DELETE of every deleted key;
+* one upsert (``INSERT ... ON CONFLICT DO UPDATE``) of every row rewritten
+  whole, and one UPDATE of the rows of which only columns were set, each
+  executed once for all their rows;
+* one INSERT of every new row (COPY on PostgreSQL).
+
+The statements are built once per table and compiled once per set of columns.
 """
 
 from __future__ import annotations
