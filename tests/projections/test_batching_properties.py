@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from application.config import Settings
 from application.hosting import open_view_store
 from domain import ShopError
 from domain.allocation import Allocation
@@ -35,7 +34,7 @@ from domain.order import Order, OrderStatus
 from projections.base import Projection, generation_tables
 from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, subscriber_name, tracking_table
-from tests.conftest import postgres_url, temporary_postgres_schema
+from tests.conftest import ENGINES, settings_on
 from tests.projections.projection_testing import Feeder
 
 CUSTOMERS = ("customer-1", "customer-2")
@@ -243,24 +242,17 @@ class World:
         self.logs[service].extend(aggregate.collect_events())
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ViewStore]:
-    """One view store per engine for every example (each example has
-    generations of its own)."""
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            settings = Settings.from_url(data_dir=tmp_path_factory.mktemp("batching"))
-        else:
-            schema = stack.enter_context(temporary_postgres_schema())
-            settings = Settings.from_url(postgres_url(schema))
+    """One view store per engine for every example."""
+    with settings_on(request.param, tmp_path_factory.mktemp("batching")) as settings:
         opened = open_view_store(settings)
-        stack.callback(opened.engine.dispose)
-        yield opened
+        try:
+            yield opened
+        finally:
+            opened.engine.dispose()
 
 
 SINGLE, BATCHED = 2, 3
