@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, AggregateCreated, CanMutateAggregate
 from sqlalchemy import (
     Column,
-    Connection,
     DateTime,
     Index,
     Integer,
@@ -31,8 +31,6 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    insert,
-    select,
 )
 
 from domain.allocation import Allocation
@@ -42,6 +40,7 @@ from domain.inventory import InventoryItem
 from domain.metadata import METADATA_KEY, metadata_of
 from domain.order import Order
 from projections.base import Projection, new_metadata
+from projections.changes import Changes
 
 # Attributes every event has, shown as columns rather than in the payload.
 _ENVELOPE = frozenset(
@@ -114,19 +113,28 @@ def payload_json(event: object) -> str:
         for name, value in vars(event).items()
         if name not in _ENVELOPE and not name.startswith("originator_topic")
     }
-    return json.dumps(payload, default=_json_default, sort_keys=True)
+    return _PAYLOAD_ENCODER.encode(payload)
 
 
 def _json_default(value: Any) -> Any:
+    if isinstance(value, (UUID, Decimal)):
+        return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
         return value.value
     if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    if isinstance(value, (UUID, Decimal)):
-        return str(value)
+        # One level: the encoder comes back here for what the fields hold.
+        return {name: getattr(value, name) for name in _field_names(type(value))}
     raise TypeError(f"cannot show {type(value).__name__} in an audit payload")
+
+
+@cache
+def _field_names(dataclass: type) -> tuple[str, ...]:
+    return tuple(field.name for field in fields(dataclass))
+
+
+_PAYLOAD_ENCODER = json.JSONEncoder(default=_json_default, sort_keys=True)
 
 
 def _skus_named(event: object) -> set[str]:
@@ -158,62 +166,52 @@ class AuditIndex(Projection):
             cls.subjects = f"{cls.name}_subjects"
             cls.metadata = new_metadata()
             _define_tables(cls.metadata, cls.name)
+            cls.loads = {cls.subjects: "aggregate_id"}
             cls._handlers = {
                 event_class: AuditIndex._index
                 for event_class in _event_classes(*cls.aggregates)
             }
 
-    def _index(self, connection: Connection, event: Any) -> None:
-        subjects = self.table(self.subjects)
+    def _index(self, changes: Changes, event: Any) -> None:
+        subjects = changes[self.subjects]
         if isinstance(event, AggregateCreated):
-            customer_id = getattr(event, "customer_id", None)
-            rows = [
-                {"aggregate_id": event.originator_id, "customer_id": None, "sku": sku}
-                for sku in sorted(_skus_named(event))
-            ]
-            if customer_id is not None:
-                rows.append(
-                    {
-                        "aggregate_id": event.originator_id,
-                        "customer_id": customer_id,
-                        "sku": None,
-                    }
+            for sku in sorted(_skus_named(event)):
+                subjects.insert(
+                    aggregate_id=event.originator_id, customer_id=None, sku=sku
                 )
-            if rows:
-                connection.execute(insert(subjects), rows)
-        about = connection.execute(
-            select(subjects.c.customer_id, subjects.c.sku).where(
-                subjects.c.aggregate_id == event.originator_id
-            )
-        ).all()
-        customers = [row.customer_id for row in about if row.customer_id is not None]
+            customer_id = getattr(event, "customer_id", None)
+            if customer_id is not None:
+                subjects.insert(
+                    aggregate_id=event.originator_id,
+                    customer_id=customer_id,
+                    sku=None,
+                )
+        about = subjects.where(aggregate_id=event.originator_id)
+        customers = [
+            row["customer_id"] for row in about if row["customer_id"] is not None
+        ]
         metadata = metadata_of(event)
-        connection.execute(
-            insert(self.table(self.events)).values(
+        changes[self.events].insert(
+            aggregate_id=event.originator_id,
+            version=event.originator_version,
+            event_type=event_type_name(type(event)),
+            occurred_at=event.timestamp,
+            actor=metadata.actor if metadata else "unknown",
+            correlation_id=metadata.correlation_id if metadata else None,
+            causation_id=metadata.causation_id if metadata else None,
+            customer_id=customers[0] if customers else None,
+            payload=payload_json(event),
+        )
+        skus = _skus_named(event) | {
+            row["sku"] for row in about if row["sku"] is not None
+        }
+        event_skus = changes[self.event_skus]
+        for sku in sorted(skus):
+            event_skus.insert(
+                sku=sku,
+                occurred_at=event.timestamp,
                 aggregate_id=event.originator_id,
                 version=event.originator_version,
-                event_type=event_type_name(type(event)),
-                occurred_at=event.timestamp,
-                actor=metadata.actor if metadata else "unknown",
-                correlation_id=metadata.correlation_id if metadata else None,
-                causation_id=metadata.causation_id if metadata else None,
-                customer_id=customers[0] if customers else None,
-                payload=payload_json(event),
-            )
-        )
-        skus = _skus_named(event) | {row.sku for row in about if row.sku is not None}
-        if skus:
-            connection.execute(
-                insert(self.table(self.event_skus)),
-                [
-                    {
-                        "sku": sku,
-                        "occurred_at": event.timestamp,
-                        "aggregate_id": event.originator_id,
-                        "version": event.originator_version,
-                    }
-                    for sku in sorted(skus)
-                ],
             )
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from eventsourcing.utils import get_topic
-from sqlalchemy import Connection, Constraint, Index, MetaData, Table
+from sqlalchemy import Constraint, Index, MetaData, Table
 from sqlalchemy.sql.elements import conv
+
+from projections.changes import Changes
 
 # Index and constraint names derive from the (generation-specific) table name, so
 # two generations of one table never fight over an index name.
@@ -58,8 +60,20 @@ class Projection:
     """Base of every read model. Subclasses set ``name`` (short, lower case),
     ``follows`` (the name of the service whose log they read), ``metadata``
     (the template tables) and decorate one method per event type with
-    :func:`handles`. Handlers get the open transaction's connection and the
-    event; they must only write to this projection's tables.
+    :func:`handles`.
+
+    Handlers run no SQL. Each gets the batch's
+    :class:`~projections.changes.Changes` and the event, and records what the
+    event does to the rows of this projection's tables
+    (``changes["stock_levels"].add(item_id, on_hand=5)``); the framework folds
+    a whole batch per row and writes it with a few multi-row statements, in the
+    transaction that moves the projection's position (``projections.flush``).
+
+    A handler that needs to read rows gets them from ``loads``: for each table
+    named there, the rows whose given column holds the originator id of one of
+    the batch's events are loaded in one query before the handlers run, and
+    ``changes[table].where(column=...)`` or ``.get(key)`` show them as the
+    batch has changed them so far.
 
     ``version`` goes up whenever the tables or the rules change: runners only
     write to a generation built by their own version, and the new version is
@@ -70,23 +84,24 @@ class Projection:
     follows: ClassVar[str]
     metadata: ClassVar[MetaData]
     version: ClassVar[int] = 1
+    loads: ClassVar[Mapping[str, str]] = {}
+    """Template table name -> the column holding the originator id of the
+    events whose rows handlers read (see above)."""
     _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = handlers_of(cls)
 
-    def __init__(self, tables: Mapping[str, Table]) -> None:
-        self._tables = tables
-
-    def table(self, name: str) -> Table:
-        """This generation's table for the template table ``name``."""
-        return self._tables[name]
-
-    def handle(self, connection: Connection, event: object) -> None:
+    def handle(self, changes: Changes, event: object) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:
-            handler(self, connection, event)
+            handler(self, changes, event)
+
+    @classmethod
+    def handlers(cls) -> Mapping[type, Callable[..., None]]:
+        """The handler of each event type this projection reads."""
+        return cls._handlers
 
     @classmethod
     def event_types(cls) -> tuple[type, ...]:
@@ -119,6 +134,20 @@ def generation_tables(
                 for name, table in projection.metadata.tables.items()
             }
         return _generations[key]
+
+
+def deferrable_indexes(projection: type[Projection], generation: int) -> set[Index]:
+    """The indexes of a generation's tables that a batch does not need: those
+    that neither keep rows unique nor lead with a column the projection
+    ``loads`` rows by."""
+    deferrable: set[Index] = set()
+    for name, table in generation_tables(projection, generation).items():
+        loaded_by = projection.loads.get(name)
+        for index in table.indexes:
+            leading = next(iter(index.columns)).name
+            if not index.unique and leading != loaded_by:
+                deferrable.add(index)
+    return deferrable
 
 
 def _copy_table(template: Table, metadata: MetaData, name: str) -> Table:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Integer,
     Numeric,
@@ -17,15 +14,11 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    delete,
-    func,
-    insert,
-    select,
-    update,
 )
 
 from domain.cart import Cart, CartStatus
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes
 
 
 class CartSummaries(Projection):
@@ -64,117 +57,89 @@ class CartSummaries(Projection):
         PrimaryKeyConstraint("cart_id", "sku"),
     )
 
+    loads = {"cart_lines": "cart_id"}
+
     @handles(Cart.Opened)
-    def opened(self, connection: Connection, event: Cart.Opened) -> None:
-        connection.execute(
-            insert(self.table("cart_summaries")).values(
-                cart_id=event.originator_id,
-                customer_id=event.customer_id,
-                status=CartStatus.OPEN.value,
-                item_count=0,
-                total=Decimal("0.00"),
-                order_id=None,
-                opened_at=event.timestamp,
-                updated_at=event.timestamp,
-            )
+    def opened(self, changes: Changes, event: Cart.Opened) -> None:
+        changes["cart_summaries"].insert(
+            cart_id=event.originator_id,
+            customer_id=event.customer_id,
+            status=CartStatus.OPEN.value,
+            item_count=0,
+            total=Decimal("0.00"),
+            order_id=None,
+            opened_at=event.timestamp,
+            updated_at=event.timestamp,
         )
 
     @handles(Cart.ItemAdded)
-    def item_added(self, connection: Connection, event: Cart.ItemAdded) -> None:
-        lines = self.table("cart_lines")
-        this_line = (lines.c.cart_id == event.originator_id) & (
-            lines.c.sku == event.sku
-        )
-        quantity = connection.execute(
-            select(lines.c.quantity).where(this_line)
-        ).scalar_one_or_none()
-        if quantity is None:
-            last = connection.execute(
-                select(func.max(lines.c.position)).where(
-                    lines.c.cart_id == event.originator_id
-                )
-            ).scalar_one()
-            connection.execute(
-                insert(lines).values(
-                    cart_id=event.originator_id,
-                    sku=event.sku,
-                    quantity=event.quantity,
-                    unit_price=event.unit_price,
-                    position=(last or 0) + 1,
-                )
+    def item_added(self, changes: Changes, event: Cart.ItemAdded) -> None:
+        lines = changes["cart_lines"]
+        line = lines.get((event.originator_id, event.sku))
+        if line is None:
+            last = max(
+                (
+                    other["position"]
+                    for other in lines.where(cart_id=event.originator_id)
+                ),
+                default=0,
+            )
+            lines.insert(
+                cart_id=event.originator_id,
+                sku=event.sku,
+                quantity=event.quantity,
+                unit_price=event.unit_price,
+                position=last + 1,
             )
         else:
             # As the aggregate merges: the units add up, the latest price wins.
-            connection.execute(
-                update(lines)
-                .where(this_line)
-                .values(quantity=quantity + event.quantity, unit_price=event.unit_price)
+            lines.update(
+                line,
+                quantity=line["quantity"] + event.quantity,
+                unit_price=event.unit_price,
             )
-        self._recount(connection, event.originator_id, event.timestamp)
+        self._recount(changes, event)
 
     @handles(Cart.QuantityChanged)
-    def quantity_changed(
-        self, connection: Connection, event: Cart.QuantityChanged
-    ) -> None:
-        lines = self.table("cart_lines")
-        connection.execute(
-            update(lines)
-            .where(lines.c.cart_id == event.originator_id, lines.c.sku == event.sku)
-            .values(quantity=event.quantity)
+    def quantity_changed(self, changes: Changes, event: Cart.QuantityChanged) -> None:
+        changes["cart_lines"].update(
+            (event.originator_id, event.sku), quantity=event.quantity
         )
-        self._recount(connection, event.originator_id, event.timestamp)
+        self._recount(changes, event)
 
     @handles(Cart.ItemRemoved)
-    def item_removed(self, connection: Connection, event: Cart.ItemRemoved) -> None:
-        lines = self.table("cart_lines")
-        connection.execute(
-            delete(lines).where(
-                lines.c.cart_id == event.originator_id, lines.c.sku == event.sku
-            )
-        )
-        self._recount(connection, event.originator_id, event.timestamp)
+    def item_removed(self, changes: Changes, event: Cart.ItemRemoved) -> None:
+        changes["cart_lines"].delete((event.originator_id, event.sku))
+        self._recount(changes, event)
 
     @handles(Cart.CheckedOut)
-    def checked_out(self, connection: Connection, event: Cart.CheckedOut) -> None:
-        self._update(
-            connection,
-            event,
+    def checked_out(self, changes: Changes, event: Cart.CheckedOut) -> None:
+        changes["cart_summaries"].update(
+            event.originator_id,
             status=CartStatus.CHECKED_OUT.value,
             order_id=event.order_id,
+            updated_at=event.timestamp,
         )
 
     @handles(Cart.Abandoned)
-    def abandoned(self, connection: Connection, event: Cart.Abandoned) -> None:
-        self._update(connection, event, status=CartStatus.ABANDONED.value)
-
-    def _recount(self, connection: Connection, cart_id: UUID, at: datetime) -> None:
-        """Derives the summary's units and total from the lines, so the two can
-        never disagree. Summed here in Decimal: SQLite would sum floats."""
-        lines = self.table("cart_lines")
-        rows = connection.execute(
-            select(lines.c.quantity, lines.c.unit_price).where(
-                lines.c.cart_id == cart_id
-            )
-        ).all()
-        summaries = self.table("cart_summaries")
-        connection.execute(
-            update(summaries)
-            .where(summaries.c.cart_id == cart_id)
-            .values(
-                item_count=sum(row.quantity for row in rows),
-                total=sum(
-                    (row.quantity * row.unit_price for row in rows), Decimal("0.00")
-                ),
-                updated_at=at,
-            )
+    def abandoned(self, changes: Changes, event: Cart.Abandoned) -> None:
+        changes["cart_summaries"].update(
+            event.originator_id,
+            status=CartStatus.ABANDONED.value,
+            updated_at=event.timestamp,
         )
 
-    def _update(
-        self, connection: Connection, event: Cart.Event, **values: object
-    ) -> None:
-        summaries = self.table("cart_summaries")
-        connection.execute(
-            update(summaries)
-            .where(summaries.c.cart_id == event.originator_id)
-            .values(updated_at=event.timestamp, **values)
+    @staticmethod
+    def _recount(changes: Changes, event: Cart.Event) -> None:
+        """Derives the summary's units and total from the lines, so the two can
+        never disagree. Summed here in Decimal: SQLite would sum floats."""
+        lines = changes["cart_lines"].where(cart_id=event.originator_id)
+        changes["cart_summaries"].update(
+            event.originator_id,
+            item_count=sum(line["quantity"] for line in lines),
+            total=sum(
+                (line["quantity"] * line["unit_price"] for line in lines),
+                Decimal("0.00"),
+            ),
+            updated_at=event.timestamp,
         )

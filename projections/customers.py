@@ -6,7 +6,6 @@ from decimal import Decimal
 
 from sqlalchemy import (
     Column,
-    Connection,
     DateTime,
     Index,
     Integer,
@@ -15,13 +14,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    insert,
-    select,
-    update,
 )
 
 from domain.order import Order, OrderStatus
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes, RowView
+
+NOTHING_YET = {"orders_placed": 0, "orders_shipped": 0, "amount_spent": Decimal("0.00")}
+"""A customer's totals before their first order."""
 
 
 class CustomerOrderHistory(Projection):
@@ -31,6 +31,7 @@ class CustomerOrderHistory(Projection):
     name = "customer_orders"
     follows = "Orders"
     metadata = new_metadata()
+    loads = {"customer_orders": "order_id"}
 
     Table(
         "customer_orders",
@@ -56,86 +57,49 @@ class CustomerOrderHistory(Projection):
     )
 
     @handles(Order.Placed)
-    def placed(self, connection: Connection, event: Order.Placed) -> None:
-        connection.execute(
-            insert(self.table("customer_orders")).values(
-                customer_id=event.customer_id,
-                order_id=event.originator_id,
-                status=OrderStatus.PLACED.value,
-                total=event.total,
-                placed_at=event.timestamp,
-                updated_at=event.timestamp,
-            )
+    def placed(self, changes: Changes, event: Order.Placed) -> None:
+        changes["customer_orders"].insert(
+            customer_id=event.customer_id,
+            order_id=event.originator_id,
+            status=OrderStatus.PLACED.value,
+            total=event.total,
+            placed_at=event.timestamp,
+            updated_at=event.timestamp,
         )
-        totals = self.table("customer_totals")
-        placed = connection.execute(
-            select(totals.c.orders_placed).where(
-                totals.c.customer_id == event.customer_id
-            )
-        ).scalar_one_or_none()
-        if placed is None:
-            connection.execute(
-                insert(totals).values(
-                    customer_id=event.customer_id,
-                    orders_placed=1,
-                    orders_shipped=0,
-                    amount_spent=Decimal("0.00"),
-                )
-            )
-        else:
-            connection.execute(
-                update(totals)
-                .where(totals.c.customer_id == event.customer_id)
-                .values(orders_placed=placed + 1)
-            )
+        changes["customer_totals"].add(
+            event.customer_id, orders_placed=1, default=NOTHING_YET
+        )
 
     @handles(Order.Confirmed)
-    def confirmed(self, connection: Connection, event: Order.Confirmed) -> None:
-        self._step(connection, event, OrderStatus.CONFIRMED)
+    def confirmed(self, changes: Changes, event: Order.Confirmed) -> None:
+        self._step(changes, event, OrderStatus.CONFIRMED)
 
     @handles(Order.Rejected)
-    def rejected(self, connection: Connection, event: Order.Rejected) -> None:
-        self._step(connection, event, OrderStatus.REJECTED)
+    def rejected(self, changes: Changes, event: Order.Rejected) -> None:
+        self._step(changes, event, OrderStatus.REJECTED)
 
     @handles(Order.Paid)
-    def paid(self, connection: Connection, event: Order.Paid) -> None:
-        self._step(connection, event, OrderStatus.PAID)
+    def paid(self, changes: Changes, event: Order.Paid) -> None:
+        self._step(changes, event, OrderStatus.PAID)
 
     @handles(Order.Shipped)
-    def shipped(self, connection: Connection, event: Order.Shipped) -> None:
-        self._step(connection, event, OrderStatus.SHIPPED)
-        orders = self.table("customer_orders")
-        order = connection.execute(
-            select(orders.c.customer_id, orders.c.total).where(
-                orders.c.order_id == event.originator_id
-            )
-        ).one()
-        totals = self.table("customer_totals")
-        spent = connection.execute(
-            select(totals.c.orders_shipped, totals.c.amount_spent).where(
-                totals.c.customer_id == order.customer_id
-            )
-        ).one()
-        # Added up here in Decimal: SQLite would add floats.
-        connection.execute(
-            update(totals)
-            .where(totals.c.customer_id == order.customer_id)
-            .values(
-                orders_shipped=spent.orders_shipped + 1,
-                amount_spent=spent.amount_spent + order.total,
-            )
+    def shipped(self, changes: Changes, event: Order.Shipped) -> None:
+        [order] = self._step(changes, event, OrderStatus.SHIPPED)
+        changes["customer_totals"].add(
+            order["customer_id"], orders_shipped=1, amount_spent=order["total"]
         )
 
     @handles(Order.Cancelled)
-    def cancelled(self, connection: Connection, event: Order.Cancelled) -> None:
-        self._step(connection, event, OrderStatus.CANCELLED)
+    def cancelled(self, changes: Changes, event: Order.Cancelled) -> None:
+        self._step(changes, event, OrderStatus.CANCELLED)
 
+    @staticmethod
     def _step(
-        self, connection: Connection, event: Order.Event, status: OrderStatus
-    ) -> None:
-        orders = self.table("customer_orders")
-        connection.execute(
-            update(orders)
-            .where(orders.c.order_id == event.originator_id)
-            .values(status=status.value, updated_at=event.timestamp)
-        )
+        changes: Changes, event: Order.Event, status: OrderStatus
+    ) -> list[RowView]:
+        """Moves the order's row (if any) to ``status``; returns it."""
+        orders = changes["customer_orders"]
+        found = orders.where(order_id=event.originator_id)
+        for order in found:
+            orders.update(order, status=status.value, updated_at=event.timestamp)
+        return found

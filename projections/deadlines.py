@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from sqlalchemy import Column, Connection, DateTime, Table, Uuid, delete, insert
+from sqlalchemy import Column, DateTime, Table, Uuid
 
 from domain.order import Order
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes
 
 
 class PaymentDeadlines(Projection):
@@ -29,21 +30,16 @@ class PaymentDeadlines(Projection):
     )
 
     @handles(Order.Confirmed)
-    def confirmed(self, connection: Connection, event: Order.Confirmed) -> None:
+    def confirmed(self, changes: Changes, event: Order.Confirmed) -> None:
         if event.payment_due_at is None:
             return
-        connection.execute(
-            insert(self.table("payment_deadlines")).values(
-                order_id=event.originator_id,
-                # SQLite keeps no offset: every stored time must be UTC for
-                # "due_at <= now" to compare like with like.
-                due_at=event.payment_due_at.astimezone(UTC),
-            )
+        changes["payment_deadlines"].insert(
+            order_id=event.originator_id,
+            # SQLite keeps no offset: every stored time must be UTC for
+            # "due_at <= now" to compare like with like.
+            due_at=event.payment_due_at.astimezone(UTC),
         )
 
     @handles(Order.Paid, Order.Cancelled, Order.Shipped, Order.Rejected)
-    def settled(self, connection: Connection, event: Order.Event) -> None:
-        deadlines = self.table("payment_deadlines")
-        connection.execute(
-            delete(deadlines).where(deadlines.c.order_id == event.originator_id)
-        )
+    def settled(self, changes: Changes, event: Order.Event) -> None:
+        changes["payment_deadlines"].delete(event.originator_id)

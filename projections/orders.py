@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
-    Connection,
     DateTime,
     Integer,
     Numeric,
@@ -13,12 +12,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    insert,
-    update,
 )
 
 from domain.order import Order, OrderStatus
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes
 
 SKU_SEPARATOR = ","
 """Joins ``short_skus`` into one column; a SKU never holds a comma."""
@@ -63,44 +61,36 @@ class OrderSummaries(Projection):
     )
 
     @handles(Order.Placed)
-    def placed(self, connection: Connection, event: Order.Placed) -> None:
-        connection.execute(
-            insert(self.table("order_summaries")).values(
+    def placed(self, changes: Changes, event: Order.Placed) -> None:
+        changes["order_summaries"].insert(
+            order_id=event.originator_id,
+            cart_id=event.cart_id,
+            customer_id=event.customer_id,
+            status=OrderStatus.PLACED.value,
+            total=event.total,
+            line_count=len(event.lines),
+            short_skus="",
+            placed_at=event.timestamp,
+            updated_at=event.timestamp,
+        )
+        lines = changes["order_lines"]
+        for position, line in enumerate(event.lines, start=1):
+            lines.insert(
                 order_id=event.originator_id,
-                cart_id=event.cart_id,
-                customer_id=event.customer_id,
-                status=OrderStatus.PLACED.value,
-                total=event.total,
-                line_count=len(event.lines),
-                short_skus="",
-                placed_at=event.timestamp,
-                updated_at=event.timestamp,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                position=position,
             )
-        )
-        connection.execute(
-            insert(self.table("order_lines")),
-            [
-                {
-                    "order_id": event.originator_id,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                    "position": position,
-                }
-                for position, line in enumerate(event.lines, start=1)
-            ],
-        )
 
     @handles(Order.Confirmed)
-    def confirmed(self, connection: Connection, event: Order.Confirmed) -> None:
-        self._step(
-            connection, event, OrderStatus.CONFIRMED, confirmed_at=event.timestamp
-        )
+    def confirmed(self, changes: Changes, event: Order.Confirmed) -> None:
+        self._step(changes, event, OrderStatus.CONFIRMED, confirmed_at=event.timestamp)
 
     @handles(Order.Rejected)
-    def rejected(self, connection: Connection, event: Order.Rejected) -> None:
+    def rejected(self, changes: Changes, event: Order.Rejected) -> None:
         self._step(
-            connection,
+            changes,
             event,
             OrderStatus.REJECTED,
             short_skus=SKU_SEPARATOR.join(sorted(event.short_skus)),
@@ -109,33 +99,30 @@ class OrderSummaries(Projection):
         )
 
     @handles(Order.Paid)
-    def paid(self, connection: Connection, event: Order.Paid) -> None:
-        self._step(connection, event, OrderStatus.PAID, paid_at=event.timestamp)
+    def paid(self, changes: Changes, event: Order.Paid) -> None:
+        self._step(changes, event, OrderStatus.PAID, paid_at=event.timestamp)
 
     @handles(Order.Shipped)
-    def shipped(self, connection: Connection, event: Order.Shipped) -> None:
-        self._step(connection, event, OrderStatus.SHIPPED, shipped_at=event.timestamp)
+    def shipped(self, changes: Changes, event: Order.Shipped) -> None:
+        self._step(changes, event, OrderStatus.SHIPPED, shipped_at=event.timestamp)
 
     @handles(Order.Cancelled)
-    def cancelled(self, connection: Connection, event: Order.Cancelled) -> None:
+    def cancelled(self, changes: Changes, event: Order.Cancelled) -> None:
         self._step(
-            connection,
+            changes,
             event,
             OrderStatus.CANCELLED,
             cancellation_reason=event.reason,
             cancelled_at=event.timestamp,
         )
 
+    @staticmethod
     def _step(
-        self,
-        connection: Connection,
-        event: Order.Event,
-        status: OrderStatus,
-        **values: object,
+        changes: Changes, event: Order.Event, status: OrderStatus, **values: object
     ) -> None:
-        summaries = self.table("order_summaries")
-        connection.execute(
-            update(summaries)
-            .where(summaries.c.order_id == event.originator_id)
-            .values(status=status.value, updated_at=event.timestamp, **values)
+        changes["order_summaries"].update(
+            event.originator_id,
+            status=status.value,
+            updated_at=event.timestamp,
+            **values,
         )

@@ -8,6 +8,10 @@ transaction that stops the live runner from moving meanwhile, compares the two
 generations at that same position and, if the mode says so, switches readers
 over to the shadow. The generation that is no longer active is dropped.
 
+The shadow is filled in large batches whose commits need not wait for the
+disk, and on PostgreSQL without its secondary indexes, built once it has
+caught up (see ``ViewStore.reserve_generation``).
+
 The shadow is built by the code's ``projection`` class, so a changed projection
 (a new column, a new rule, a higher ``version``) is rolled out by a rebuild in
 ``switch`` mode, without readers ever missing a table.
@@ -40,9 +44,12 @@ from projections.store import ActiveGeneration, ViewStore, subscriber_name
 RebuildMode = Literal["verify", "switch-if-equal", "switch"]
 REBUILD_MODES: tuple[RebuildMode, ...] = ("verify", "switch-if-equal", "switch")
 
-Phase = Literal["replaying", "catching up", "comparing", "done"]
+Phase = Literal["replaying", "catching up", "indexing", "comparing", "done"]
 
-DEFAULT_BATCH_SIZE = 500
+# Notifications read and applied per transaction: large, since every batch
+# costs a few statements per table whatever its size, yet bounded, since a
+# batch's events and row changes are held in memory.
+DEFAULT_BATCH_SIZE = 5_000
 DEFAULT_MAX_DIFFERENCES = 20
 # Rounds of catching up outside the final transaction; what is left after them
 # is caught up inside it, while the live runner waits.
@@ -195,7 +202,11 @@ def rebuild(
     live = store.active(projection)
     log_head = source.head()
     shadow = _Shadow(
-        store, projection, source, store.reserve_generation(projection), batch_size
+        store,
+        projection,
+        source,
+        store.reserve_generation(projection, defer_indexes=True),
+        batch_size,
     )
     switched = False
     try:
@@ -207,6 +218,9 @@ def rebuild(
             if target - shadow.position <= batch_size:
                 break
             shadow.replay_to(target, "catching up", progress)
+        if progress is not None:
+            progress(RebuildStep(projection.name, "indexing", shadow.position, target))
+        store.create_indexes(projection, shadow.generation)
         with store.writer.begin() as connection:
             target = _freeze_live(store, projection, live, shadow, connection)
             shadow.replay_within(connection, target, progress)
@@ -325,6 +339,9 @@ class _Shadow:
                 events,
                 expected_position=self.position,
                 new_position=new_position,
+                # No reader sees the shadow, and the shadow of a rebuild that
+                # crashed is never served: its last commits can be lost.
+                durable=False,
             )
         else:
             applied = self.store.apply_within(

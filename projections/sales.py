@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Integer,
     Numeric,
@@ -15,16 +14,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    case,
-    delete,
-    insert,
-    literal,
-    select,
-    update,
 )
 
 from domain.order import Order
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes
+
+NOTHING_SOLD = {"units_sold": 0, "revenue": Decimal("0.00"), "orders_shipped": 0}
+"""A SKU's sales before its first shipped order."""
 
 
 class ProductSales(Projection):
@@ -35,6 +32,7 @@ class ProductSales(Projection):
     name = "sales"
     follows = "Orders"
     metadata = new_metadata()
+    loads = {"sales_pending_lines": "order_id"}
 
     Table(
         "sales_pending_lines",
@@ -57,74 +55,41 @@ class ProductSales(Projection):
     )
 
     @handles(Order.Placed)
-    def placed(self, connection: Connection, event: Order.Placed) -> None:
-        connection.execute(
-            insert(self.table("sales_pending_lines")),
-            [
-                {
-                    "order_id": event.originator_id,
-                    "sku": line.sku,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                }
-                for line in event.lines
-            ],
-        )
+    def placed(self, changes: Changes, event: Order.Placed) -> None:
+        pending = changes["sales_pending_lines"]
+        for line in event.lines:
+            pending.insert(
+                order_id=event.originator_id,
+                sku=line.sku,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+            )
 
     @handles(Order.Shipped)
-    def shipped(self, connection: Connection, event: Order.Shipped) -> None:
-        pending = self.table("sales_pending_lines")
-        sales = self.table("product_sales")
-        lines = connection.execute(
-            select(pending.c.sku, pending.c.quantity, pending.c.unit_price)
-            .where(pending.c.order_id == event.originator_id)
-            .order_by(pending.c.sku)
-        ).all()
-        shipped_at = literal(event.timestamp, DateTime(timezone=True))
-        # Timestamps of concurrent commands may reach the log out of order.
-        latest = case(
-            (sales.c.last_shipped_at < shipped_at, shipped_at),
-            else_=sales.c.last_shipped_at,
-        )
-        for line in lines:
-            revenue = line.quantity * line.unit_price
-            sold = connection.execute(
-                select(
-                    sales.c.units_sold, sales.c.revenue, sales.c.orders_shipped
-                ).where(sales.c.sku == line.sku)
-            ).one_or_none()
-            if sold is None:
-                connection.execute(
-                    insert(sales).values(
-                        sku=line.sku,
-                        units_sold=line.quantity,
-                        revenue=revenue,
-                        orders_shipped=1,
-                        last_shipped_at=event.timestamp,
-                    )
-                )
-            else:
-                # Added up here in Decimal: SQLite would add floats.
-                connection.execute(
-                    update(sales)
-                    .where(sales.c.sku == line.sku)
-                    .values(
-                        units_sold=sold.units_sold + line.quantity,
-                        revenue=sold.revenue + revenue,
-                        orders_shipped=sold.orders_shipped + 1,
-                        last_shipped_at=latest,
-                    )
-                )
-        self._forget(connection, event.originator_id)
+    def shipped(self, changes: Changes, event: Order.Shipped) -> None:
+        sales = changes["product_sales"]
+        for line in changes["sales_pending_lines"].where(order_id=event.originator_id):
+            sales.add(
+                line["sku"],
+                units_sold=line["quantity"],
+                revenue=line["quantity"] * line["unit_price"],
+                orders_shipped=1,
+                default=NOTHING_SOLD | {"last_shipped_at": event.timestamp},
+            )
+            # Timestamps of concurrent commands may reach the log out of order.
+            sales.keep_latest(line["sku"], last_shipped_at=event.timestamp)
+        self._forget(changes, event)
 
     @handles(Order.Rejected)
-    def rejected(self, connection: Connection, event: Order.Rejected) -> None:
-        self._forget(connection, event.originator_id)
+    def rejected(self, changes: Changes, event: Order.Rejected) -> None:
+        self._forget(changes, event)
 
     @handles(Order.Cancelled)
-    def cancelled(self, connection: Connection, event: Order.Cancelled) -> None:
-        self._forget(connection, event.originator_id)
+    def cancelled(self, changes: Changes, event: Order.Cancelled) -> None:
+        self._forget(changes, event)
 
-    def _forget(self, connection: Connection, order_id: UUID) -> None:
-        pending = self.table("sales_pending_lines")
-        connection.execute(delete(pending).where(pending.c.order_id == order_id))
+    @staticmethod
+    def _forget(changes: Changes, event: Order.Event) -> None:
+        pending = changes["sales_pending_lines"]
+        for line in pending.where(order_id=event.originator_id):
+            pending.delete(line)

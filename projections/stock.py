@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Integer,
-    Numeric,
-    String,
-    Table,
-    Uuid,
-    insert,
-    update,
-)
+from sqlalchemy import Column, DateTime, Integer, Numeric, String, Table, Uuid
 
 from domain.inventory import InventoryItem
 from projections.base import Projection, handles, new_metadata
+from projections.changes import Changes
 
 
 class StockLevels(Projection):
@@ -38,68 +28,55 @@ class StockLevels(Projection):
     )
 
     @handles(InventoryItem.Registered)
-    def registered(
-        self, connection: Connection, event: InventoryItem.Registered
-    ) -> None:
-        connection.execute(
-            insert(self.table("stock_levels")).values(
-                item_id=event.originator_id,
-                sku=event.sku,
-                name=event.name,
-                price=event.price,
-                on_hand=0,
-                reserved=0,
-                available=0,
-                updated_at=event.timestamp,
-            )
+    def registered(self, changes: Changes, event: InventoryItem.Registered) -> None:
+        changes["stock_levels"].insert(
+            item_id=event.originator_id,
+            sku=event.sku,
+            name=event.name,
+            price=event.price,
+            on_hand=0,
+            reserved=0,
+            available=0,
+            updated_at=event.timestamp,
         )
 
     @handles(InventoryItem.StockReceived)
-    def received(
-        self, connection: Connection, event: InventoryItem.StockReceived
-    ) -> None:
-        self._move(connection, event, on_hand=event.quantity)
+    def received(self, changes: Changes, event: InventoryItem.StockReceived) -> None:
+        self._move(changes, event, on_hand=event.quantity)
 
     @handles(InventoryItem.StockAdjusted)
-    def adjusted(
-        self, connection: Connection, event: InventoryItem.StockAdjusted
-    ) -> None:
-        self._move(connection, event, on_hand=event.delta)
+    def adjusted(self, changes: Changes, event: InventoryItem.StockAdjusted) -> None:
+        self._move(changes, event, on_hand=event.delta)
 
     @handles(InventoryItem.StockReserved)
-    def reserved(
-        self, connection: Connection, event: InventoryItem.StockReserved
-    ) -> None:
-        self._move(connection, event, reserved=event.quantity)
+    def reserved(self, changes: Changes, event: InventoryItem.StockReserved) -> None:
+        self._move(changes, event, reserved=event.quantity)
 
     @handles(InventoryItem.ReservationReleased)
     def released(
-        self, connection: Connection, event: InventoryItem.ReservationReleased
+        self, changes: Changes, event: InventoryItem.ReservationReleased
     ) -> None:
-        self._move(connection, event, reserved=-event.quantity)
+        self._move(changes, event, reserved=-event.quantity)
 
     @handles(InventoryItem.ReservationCommitted)
     def committed(
-        self, connection: Connection, event: InventoryItem.ReservationCommitted
+        self, changes: Changes, event: InventoryItem.ReservationCommitted
     ) -> None:
-        self._move(connection, event, on_hand=-event.quantity, reserved=-event.quantity)
+        self._move(changes, event, on_hand=-event.quantity, reserved=-event.quantity)
 
+    @staticmethod
     def _move(
-        self,
-        connection: Connection,
+        changes: Changes,
         event: InventoryItem.Event,
         *,
         on_hand: int = 0,
         reserved: int = 0,
     ) -> None:
-        table = self.table("stock_levels")
-        connection.execute(
-            update(table)
-            .where(table.c.item_id == event.originator_id)
-            .values(
-                on_hand=table.c.on_hand + on_hand,
-                reserved=table.c.reserved + reserved,
-                available=table.c.available + on_hand - reserved,
-                updated_at=event.timestamp,
-            )
+        levels = changes["stock_levels"]
+        levels.add(
+            event.originator_id,
+            on_hand=on_hand,
+            reserved=reserved,
+            available=on_hand - reserved,
         )
+        levels.update(event.originator_id, updated_at=event.timestamp)

@@ -18,7 +18,7 @@ import os
 import re
 import socket
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +31,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     RowMapping,
@@ -46,6 +47,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.schema import CreateTable
 
 from domain.dead_letter import (
     DeadLetterStatus,
@@ -59,8 +61,9 @@ from domain.errors import (
     DeadLetterRetryFailedError,
     DeadLetterStateError,
 )
-from projections.base import Projection, generation_tables
+from projections.base import Projection, deferrable_indexes, generation_tables
 from projections.engine import WRITE_TRANSACTION
+from projections.flush import write_batch
 
 system_metadata = MetaData()
 
@@ -113,6 +116,14 @@ dead_letters_table = Table(
     Column("discard_reason", Text, nullable=True),
 )
 
+# Rows fetched at a time while a table's checksum is computed.
+CHECKSUM_CHUNK_ROWS = 2_000
+
+# SQLite page cache of a transaction that writes a shadow generation (64 MiB),
+# and SQLite's default (2 MiB), which the engine keeps.
+BULK_PAGE_CACHE = "PRAGMA cache_size = -65536"
+DEFAULT_PAGE_CACHE = "PRAGMA cache_size = -2000"
+
 # Serializes schema changes across processes on PostgreSQL (same key as the
 # event store's, so tables of both kinds are never created concurrently).
 SCHEMA_LOCK_KEY = 0x6576_7368_6F70
@@ -158,13 +169,12 @@ def _events_writer(
     projection: type[Projection], generation: int, events: Sequence[object]
 ) -> Callable[[Connection], None]:
     """Writes ``events`` into one generation's tables."""
-    handler = projection(generation_tables(projection, generation))
+    tables = generation_tables(projection, generation)
 
-    def handle(connection: Connection) -> None:
-        for event in events:
-            handler.handle(connection, event)
+    def write(connection: Connection) -> None:
+        write_batch(connection, projection, tables, events)
 
-    return handle
+    return write
 
 
 def _dead_letter_view(row: RowMapping) -> DeadLetterView:
@@ -261,15 +271,28 @@ class ViewStore:
         with self.schema_change() as connection:
             self._create_tables(connection, projection, generation)
 
-    def reserve_generation(self, projection: type[Projection]) -> int:
+    def reserve_generation(
+        self, projection: type[Projection], *, defer_indexes: bool = False
+    ) -> int:
         """Picks a generation number no one has used for this projection, creates
         its (empty) tables and its tracking row at position 0, in one schema
-        change: two rebuilds started at once get different numbers."""
+        change: two rebuilds started at once get different numbers.
+
+        With ``defer_indexes``, on PostgreSQL, the indexes that neither keep
+        rows unique nor serve the projection's ``loads`` are left for
+        :meth:`create_indexes`: building an index over a filled table costs a
+        fraction of keeping it up to date row by row. (SQLite would hold the
+        whole database's write lock while building one.)"""
         with self.schema_change() as connection:
             generation = 1 + max(
                 self._used_generations(connection, projection), default=0
             )
-            self._create_tables(connection, projection, generation)
+            deferred = (
+                deferrable_indexes(projection, generation)
+                if defer_indexes and self.is_postgres
+                else ()
+            )
+            self._create_tables(connection, projection, generation, deferred)
             connection.execute(
                 insert(tracking_table).values(
                     subscriber=subscriber_name(projection, generation),
@@ -330,12 +353,29 @@ class ViewStore:
                 )
             )
 
+    def create_indexes(self, projection: type[Projection], generation: int) -> None:
+        """Creates the indexes of a generation's tables that are missing (see
+        :meth:`reserve_generation`)."""
+        with self.schema_change() as connection:
+            for table in generation_tables(projection, generation).values():
+                for index in table.indexes:
+                    index.create(connection, checkfirst=True)
+
     @staticmethod
     def _create_tables(
-        connection: Connection, projection: type[Projection], generation: int
+        connection: Connection,
+        projection: type[Projection],
+        generation: int,
+        deferred: Collection[Index] = (),
     ) -> None:
         for table in generation_tables(projection, generation).values():
-            table.create(connection, checkfirst=True)
+            if not deferred:
+                table.create(connection, checkfirst=True)
+                continue
+            connection.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                if index not in deferred:
+                    index.create(connection, checkfirst=True)
 
     # -- generations ---------------------------------------------------------
 
@@ -510,6 +550,7 @@ class ViewStore:
         expected_position: int | None,
         new_position: int,
         only_if_active: bool = False,
+        durable: bool = True,
     ) -> bool:
         """Handles ``events`` into one generation's tables and moves its position
         from ``expected_position`` to ``new_position``, in one transaction.
@@ -519,6 +560,12 @@ class ViewStore:
         ``only_if_active``, if readers were switched to another generation, or
         the active generation was built by another ``projection.version``: the
         caller must re-read its generation and position and carry on from there.
+
+        ``durable=False`` is for a generation no reader sees yet (a rebuild's
+        shadow): on PostgreSQL the commit does not wait for its WAL to reach
+        the disk, and SQLite gets a larger page cache for the transaction. A
+        crash may then lose the last commits, but never half of one: the rows
+        and the position they bring the generation to commit together.
         """
         return self._tracked(
             projection,
@@ -527,6 +574,7 @@ class ViewStore:
             expected_position=expected_position,
             new_position=new_position,
             only_if_active=only_if_active,
+            durable=durable,
         )
 
     def _tracked(
@@ -538,11 +586,15 @@ class ViewStore:
         expected_position: int | None,
         new_position: int,
         only_if_active: bool,
+        durable: bool = True,
     ) -> bool:
         """Runs ``write`` and moves the position, in one transaction, as
         :meth:`apply` describes."""
         try:
-            with self.writer.begin() as connection:
+            with (
+                self.writer.begin() as connection,
+                self._durability(connection, durable=durable),
+            ):
                 if only_if_active:
                     # Share-locked before the position, in the same order as a
                     # switch takes them, so that a switch and a batch queue up
@@ -563,6 +615,22 @@ class ViewStore:
                 # Two first batches raced to insert the tracking row.
                 return False
             raise
+
+    @contextmanager
+    def _durability(self, connection: Connection, *, durable: bool) -> Iterator[None]:
+        """The settings of a transaction that :meth:`apply` describes."""
+        if durable:
+            yield
+        elif self.is_postgres:
+            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield
+        else:
+            # The page cache is the connection's: back to the default before
+            # the connection goes back to the pool (after a failure, it may
+            # keep the larger one).
+            connection.exec_driver_sql(BULK_PAGE_CACHE)
+            yield
+            connection.exec_driver_sql(DEFAULT_PAGE_CACHE)
 
     def apply_within(
         self,
@@ -719,8 +787,12 @@ class ViewStore:
                         f"generation {row['generation']} of {row['projection']} "
                         "no longer serves readers with this code (rebuild it instead)",
                     )
-                handler = projection(generation_tables(projection, row["generation"]))
-                handler.handle(connection, parked_event())
+                write_batch(
+                    connection,
+                    projection,
+                    generation_tables(projection, row["generation"]),
+                    [parked_event()],
+                )
                 self._resolve(connection, dead_letter_id, DeadLetterStatus.RETRIED)
         except (DeadLetterNotFoundError, DeadLetterStateError):
             raise
@@ -836,10 +908,12 @@ class ViewStore:
 
     @staticmethod
     def table_checksum(connection: Connection, table: Table) -> tuple[int, int]:
-        """(row count, order-independent checksum) of one table."""
+        """(row count, order-independent checksum) of one table, read in
+        chunks (a server-side cursor on PostgreSQL): tables can be large."""
         count = 0
         digest = 0
-        for row in connection.execute(select(table)):
+        rows = select(table).execution_options(yield_per=CHECKSUM_CHUNK_ROWS)
+        for row in connection.execute(rows):
             count += 1
             # Sum of per-row CRCs: equal for equal multisets of rows,
             # whatever order the database returns them in.

@@ -84,7 +84,22 @@ def postgres_url(schema: str) -> str:
     return f"{POSTGRES_URL}{separator}schema={schema}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+ENGINES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""The engines every storage-touching fixture is parametrized with."""
+
+
+@contextmanager
+def settings_on(engine: str, data_dir: Path) -> Iterator[Settings]:
+    """Storage settings on ``engine`` for a fixture wider than one test: a
+    SQLite folder, or a temporary PostgreSQL schema dropped afterwards."""
+    if engine == "sqlite":
+        yield Settings.from_url(data_dir=data_dir)
+        return
+    with temporary_postgres_schema() as schema:
+        yield Settings.from_url(postgres_url(schema))
+
+
+@pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest) -> str:
     engine_name: str = request.param
     return engine_name

@@ -3,7 +3,6 @@ traces, stock movements, time travel and output formats."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -14,7 +13,7 @@ from uuid import UUID
 
 import pytest
 
-from application import Settings, Shop
+from application import Shop
 from application.audit import (
     AggregateNotInLogError,
     as_csv,
@@ -25,7 +24,7 @@ from application.audit import (
 from application.metadata import acting_as
 from domain.errors import InvalidInputError, InvalidSkuError
 from projections.audit_queries import AuditEvent
-from tests.conftest import postgres_url, temporary_postgres_schema
+from tests.conftest import ENGINES, settings_on
 
 TEA, MUG = "TEA-1", "MUG-1"
 
@@ -39,21 +38,15 @@ class World:
     before_checkout: datetime
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     """One shop history per engine, shared by the module's read-only tests."""
-    with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            settings = Settings.from_url(data_dir=tmp_path_factory.mktemp("audit"))
-        else:
-            schema = stack.enter_context(temporary_postgres_schema())
-            settings = Settings.from_url(postgres_url(schema))
-        shop = stack.enter_context(Shop(settings=settings))
+    with (
+        settings_on(request.param, tmp_path_factory.mktemp("audit")) as settings,
+        Shop(settings=settings) as shop,
+    ):
         yield build_world(shop)
 
 

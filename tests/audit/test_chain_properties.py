@@ -21,7 +21,7 @@ from projections.chain import ChainStore
 from projections.engine import sqlite_engine
 from projections.store import ViewStore
 from tests.audit.chain_testing import fill_logs, keeper_of, tampering
-from tests.conftest import postgres_url, temporary_postgres_schema
+from tests.conftest import ENGINES, settings_on
 
 TOPICS = ["domain.cart:Cart.Opened", "domain.cart:Cart.ItemAdded"]
 
@@ -193,21 +193,16 @@ def _with_state(
 # -- the same over a real stored log -------------------------------------------
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def stored(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Settings, ChainKeeper, list[int]]]:
     """A shop's Inventory log on each engine, chained once for every example,
     with its positions."""
     with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            settings = Settings.from_url(data_dir=tmp_path_factory.mktemp("data"))
-        else:
-            schema = stack.enter_context(temporary_postgres_schema())
-            settings = Settings.from_url(postgres_url(schema))
+        settings = stack.enter_context(
+            settings_on(request.param, tmp_path_factory.mktemp("data"))
+        )
         shop = stack.enter_context(Shop(settings=settings, subscribers="workers"))
         fill_logs(shop, receipts=10)
         keeper = stack.enter_context(keeper_of(shop, "Inventory"))

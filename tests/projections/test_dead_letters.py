@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import event
 
 from application.cli import main
 from application.config import FaultPolicy, OnFailure, Settings
@@ -28,6 +28,7 @@ from domain.errors import (
 )
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id
+from projections.changes import Changes
 from projections.stock import StockLevels
 from projections.subscriber import ProjectionSubscriber
 from tests.projections.runner_testing import eventually, stock_rows
@@ -58,14 +59,14 @@ class FlakyReceipts:
     def __call__(
         self,
         projection: StockLevels,
-        connection: Connection,
+        changes: Changes,
         received: InventoryItem.StockReceived,
     ) -> None:
         failing = self.broken or self.failed < self.failures
         if received.quantity == UNLUCKY and failing:
             self.failed += 1
             raise RuntimeError(self.error)
-        self.handle(projection, connection, received)
+        self.handle(projection, changes, received)
         self.handled.append(received.quantity)
 
 

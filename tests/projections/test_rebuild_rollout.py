@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import (
     Column,
-    Connection,
     DateTime,
     Integer,
     MetaData,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
-    update,
 )
 
 from application.config import Settings
@@ -30,6 +28,7 @@ from application.runners import SubscriberRunner
 from application.shop import Shop
 from domain.inventory import InventoryItem
 from projections.base import generation_tables, handles, new_metadata
+from projections.changes import Changes
 from projections.engine import sqlite_engine
 from projections.rebuild import rebuild
 from projections.stock import StockLevels
@@ -55,17 +54,15 @@ class StockLevelsWithReceipts(StockLevels):
     metadata = new_metadata()
     _levels_with_units_received(metadata)
 
+    @handles(InventoryItem.Registered)
+    def registered(self, changes: Changes, event: InventoryItem.Registered) -> None:
+        super().registered(changes, event)
+        changes["stock_levels"].update(event.originator_id, units_received=0)
+
     @handles(InventoryItem.StockReceived)
-    def received(
-        self, connection: Connection, event: InventoryItem.StockReceived
-    ) -> None:
-        super().received(connection, event)
-        levels = self.table("stock_levels")
-        connection.execute(
-            update(levels)
-            .where(levels.c.item_id == event.originator_id)
-            .values(units_received=levels.c.units_received + event.quantity)
-        )
+    def received(self, changes: Changes, event: InventoryItem.StockReceived) -> None:
+        super().received(changes, event)
+        changes["stock_levels"].add(event.originator_id, units_received=event.quantity)
 
 
 @pytest.fixture
