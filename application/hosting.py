@@ -22,10 +22,10 @@ from application.config import FaultPolicy, Settings
 from application.deadlines import PaymentDeadlineTicker, TickerRunner
 from application.runners import (
     AdvisoryLockLeadership,
+    FileLockLeadership,
     Leadership,
     Subscriber,
     SubscriberRunner,
-    Unshared,
 )
 from application.services import Inventory, Orders
 from application.services.process import ProcessService, ProcessSubscriber
@@ -126,10 +126,25 @@ def all_subscribers(
 
 
 def leadership_for(settings: Settings, subscriber: str) -> Leadership:
+    """One active instance of ``subscriber`` per store; the others stand by."""
     if settings.engine == "postgres":
         assert settings.postgres is not None
         return AdvisoryLockLeadership(settings.postgres, subscriber)
-    return Unshared()
+    return FileLockLeadership(settings.data_dir, subscriber)
+
+
+def subscriber_runner(
+    settings: Settings, subscriber: Subscriber, service: Application[Any]
+) -> SubscriberRunner:
+    """A runner for ``subscriber`` as the settings say: its leadership, fault
+    policy and batching."""
+    return SubscriberRunner(
+        subscriber,
+        service,
+        leadership_for(settings, subscriber.name),
+        fault_policy_for(settings, subscriber),
+        batching=settings.batching,
+    )
 
 
 def fault_policy_for(settings: Settings, subscriber: Subscriber) -> FaultPolicy:
@@ -179,17 +194,14 @@ class Subscribers:
     def start(self) -> None:
         """Hosts every subscriber in this process."""
         for subscriber in self.subscribers:
-            runner = SubscriberRunner(
-                subscriber,
-                self.services[subscriber.follows],
-                leadership_for(self.settings, subscriber.name),
-                fault_policy_for(self.settings, subscriber),
+            runner = subscriber_runner(
+                self.settings, subscriber, self.services[subscriber.follows]
             )
             runner.start()
             self.runners.append(runner)
         if self.deadline_runner is not None:
             self.deadline_runner.start()
-        self.chain_keepers.start(self.services, self.store)
+        self.chain_keepers.start(self.settings, self.services, self.store)
 
     def stop(self) -> None:
         if self.deadline_runner is not None:
@@ -268,19 +280,27 @@ class Subscribers:
 
 
 class ChainKeepers:
-    """Threads that extend each service's hash chain as its log grows."""
+    """Threads that extend each service's hash chain as its log grows: one
+    active keeper per service and store, the others standing by."""
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
-    def start(self, services: Mapping[str, Application[Any]], store: ViewStore) -> None:
+    def start(
+        self,
+        settings: Settings,
+        services: Mapping[str, Application[Any]],
+        store: ViewStore,
+    ) -> None:
         chains = ChainStore(store)
         chains.create_schema()
         for service in services.values():
+            keeper = ChainKeeper(service, chains, batching=settings.batching)
+            leadership = leadership_for(settings, f"chain_{service.name.lower()}")
             thread = threading.Thread(
-                target=ChainKeeper(service, chains).run,
-                args=(self._stopping,),
+                target=keeper.run,
+                args=(self._stopping, leadership),
                 name=f"chain {service.name}",
                 daemon=True,
             )
@@ -312,18 +332,15 @@ def run_worker(
         known = ", ".join(subscribers)
         raise LookupError(f"no subscriber named {unknown} (known: {known})")
     runners: list[SubscriberRunner | TickerRunner] = [
-        SubscriberRunner(
-            subscribers[name],
-            services[subscribers[name].follows],
-            leadership_for(settings, name),
-            fault_policy_for(settings, subscribers[name]),
+        subscriber_runner(
+            settings, subscribers[name], services[subscribers[name].follows]
         )
         for name in dict.fromkeys(subscriber_names)
     ]
     chain_keepers = ChainKeepers()
     if any(name.startswith("audit_") for name in subscriber_names):
         # The worker of the audit index also keeps the logs' hash chains.
-        chain_keepers.start(services, store)
+        chain_keepers.start(settings, services, store)
     if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)
