@@ -28,6 +28,7 @@ from application.runners import (
     SubscriberRunner,
 )
 from application.services import Inventory, Orders
+from application.shared_log import SharedLog, shared_log
 from application.services.process import ProcessService, ProcessSubscriber
 from projections.catalog import PROJECTIONS
 from projections.chain import ChainStore
@@ -285,6 +286,7 @@ class ChainKeepers:
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
+        self._logs: list[SharedLog] = []
         self._stopping = threading.Event()
 
     def start(
@@ -295,6 +297,7 @@ class ChainKeepers:
     ) -> None:
         chains = ChainStore(store)
         chains.create_schema()
+        self._stopping = threading.Event()
         for service in services.values():
             keeper = ChainKeeper(service, chains, batching=settings.batching)
             leadership = leadership_for(settings, f"chain_{service.name.lower()}")
@@ -306,12 +309,16 @@ class ChainKeepers:
             )
             thread.start()
             self._threads.append(thread)
+            self._logs.append(shared_log(service))
 
     def stop(self) -> None:
         self._stopping.set()
+        for log in self._logs:
+            log.interrupt()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        self._logs.clear()
 
 
 def run_worker(

@@ -136,6 +136,18 @@ class SharedLog:
             if last:
                 self._stop_signals()
 
+    @property
+    def followers(self) -> int:
+        """How many followers the log has now."""
+        with self._lock:
+            return len(self._followers)
+
+    @property
+    def held(self) -> int:
+        """How many notifications the window holds."""
+        with self._lock:
+            return len(self._entries)
+
     def written(self) -> None:
         """Something was written to the log: whoever waits at its head reads."""
         with self._lock:
@@ -169,6 +181,7 @@ class SharedLog:
         while True:
             with self._lock:
                 follower.position = position
+                self._evict()
                 found = self._from_window(position, limit, deadline, stopping)
                 if found is not None:
                     return found
