@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from typing import Any
 
 from eventsourcing.application import Application
@@ -34,6 +35,9 @@ SERVICE_CLASSES = (Carts, Orders, Inventory)
 
 IDLE_WAIT_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
+# Nobody waits for the chain (verification extends it first), and each batch
+# is a transaction: while a log is busy, a keeper chains it twice a second.
+CHAIN_INTERVAL_SECONDS = 0.5
 
 
 class ChainKeeper:
@@ -113,7 +117,8 @@ class ChainKeeper:
         """Chains the log as it grows, until stopped or the leadership is lost."""
         position = self.extend_now(stopping)
         self._failures = 0
-        pace = Pace(self.batching, stopping)
+        interval = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
+        pace = Pace(replace(self.batching, interval_seconds=interval), stopping)
         checked = time.monotonic()
         with shared_log(self.service).follow() as follower:
             while not pace.wait_for_turn():

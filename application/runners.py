@@ -685,11 +685,11 @@ class _Following:
                 if self.read_to != self.recorded and not self._record_read():
                     return
                 continue
+            self.pace.took(len(batch))
             handled = [entry for entry in batch if entry.topic in topics]
             self.read_to = batch[-1].id
             if not handled and not self._unrecorded_too_long():
                 continue
-            self.pace.took(len(batch))
             if not runner._deliver(handled, self.recorded, self.read_to):
                 return
             self._recorded()
