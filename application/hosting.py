@@ -1,9 +1,10 @@
-"""Where subscribers run: in the shop's own process (embedded) or one per worker
-process (distributed), and how callers wait for them to catch up.
+"""Where subscribers run: in a helper process the shop starts (embedded), in
+the shop's own threads, or in worker processes (distributed), and how callers
+wait for them to catch up.
 
 The payment-deadline ticker runs beside the ``payment_deadlines`` read model it
 reads: in the shop's process when embedded, in that read model's worker when
-distributed; on PostgreSQL one instance is active at a time, as for subscribers.
+distributed; one instance is active at a time, as for subscribers.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from application.runners import (
     SubscriberRunner,
 )
 from application.services import Inventory, Orders
-from application.shared_log import SharedLog, shared_log
 from application.services.process import ProcessService, ProcessSubscriber
+from application.shared_log import SharedLog, shared_log
+from application.subscriber_process import SubscriberProcess
 from projections.catalog import PROJECTIONS
 from projections.chain import ChainStore
 from projections.deadlines import PaymentDeadlines
@@ -170,8 +172,10 @@ def payment_deadline_runner(
 
 
 class Subscribers:
-    """A shop's subscribers, and (when embedded) the runners hosting them here,
-    with the payment-deadline ticker if one is given."""
+    """A shop's subscribers, and (when embedded) what hosts them: runners in
+    this process's threads (``start``), or a helper process
+    (``start_in_helper``); with the payment-deadline ticker, if one is given,
+    in this process either way."""
 
     def __init__(
         self,
@@ -186,6 +190,8 @@ class Subscribers:
         self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
         self.chain_keepers = ChainKeepers()
+        self.helper: SubscriberProcess | None = None
+        self._failures_checked = 0.0
         self.deadline_runner = (
             None
             if payment_deadlines is None
@@ -204,11 +210,24 @@ class Subscribers:
             self.deadline_runner.start()
         self.chain_keepers.start(self.settings, self.services, self.store)
 
+    def start_in_helper(self) -> None:
+        """Hosts every subscriber in a helper process (see
+        ``application.subscriber_process``), the ticker in this one."""
+        # As the keepers would make it: readers may look at the chain at once.
+        ChainStore(self.store).create_schema()
+        self.helper = SubscriberProcess(self.settings, self.services)
+        self.helper.start()
+        if self.deadline_runner is not None:
+            self.deadline_runner.start()
+
     def stop(self) -> None:
         if self.deadline_runner is not None:
             # First: its ticks write to the services the runners follow.
             self.deadline_runner.stop()
             self.deadline_runner.join()
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
         self.chain_keepers.stop()
         for runner in self.runners:
             runner.stop()
@@ -278,6 +297,12 @@ class Subscribers:
         for runner in runners:
             if runner.error is not None:
                 raise SubscriberFailedError(runner.name, runner.error)
+        # What the helper reports is read from the view store: now and then.
+        now = time.monotonic()
+        if self.helper is not None and now - self._failures_checked > 0.25:
+            self._failures_checked = now
+            for name, error in self.helper.failures(self.store.reports()).items():
+                raise SubscriberFailedError(name, error)
 
 
 class ChainKeepers:
