@@ -180,8 +180,10 @@ class SharedLog:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
+                held_the_front = bool(self._ids) and follower.position < self._ids[0]
                 follower.position = position
-                self._evict()
+                if held_the_front:
+                    self._evict()
                 found = self._from_window(position, limit, deadline, stopping)
                 if found is not None:
                     return found

@@ -2,9 +2,10 @@
 
 Python runs one thread at a time per process: subscribers hosted in the
 caller's threads take their CPU from its commands, and each write wakes them in
-its path. So ``Shop()`` starts a helper process (``main`` here), which runs every subscriber (and the chain
-keepers) as a worker process would, on another core, and stops it when closed.
-The payment-deadline ticker stays in the shop's process, with the shop's clock.
+its path. So ``Shop()`` starts a helper process (``main`` here), which runs
+every subscriber (and the chain keepers) as a worker process would, on another
+core, and stops it when the shop closes. The payment-deadline ticker stays in
+the shop's process, with the shop's clock.
 
 The helper's standard input is its line to the shop:
 
@@ -100,6 +101,9 @@ class SubscriberProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=env,
+            # Out of the caller's process group: a Ctrl-C meant for the caller
+            # must not kill the helper under it; the closed line ends it.
+            start_new_session=True,
         )
         stdin = self._process.stdin
         assert stdin is not None
