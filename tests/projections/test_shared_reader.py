@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from application.config import FaultPolicy, OnFailure, Settings
@@ -24,7 +24,11 @@ from domain.inventory import InventoryItem
 from projections.audit import AUDIT_INDEXES
 from projections.stock import StockLevels
 from projections.subscriber import ProjectionSubscriber
-from tests.projections.runner_testing import eventually, stock_rows
+from tests.projections.runner_testing import (
+    eventually,
+    insert_undecodable,
+    stock_rows,
+)
 
 EVENTS = 1_200
 
@@ -176,21 +180,6 @@ def test_a_runner_far_behind_reads_on_its_own_and_misses_nothing(
     assert len(fresh.handled) == EVENTS + 5
 
 
-def insert_undecodable_receipt(shop: Shop) -> int:
-    """Stores a receipt whose state is not JSON; returns its position."""
-    shop.inventory.recorder.insert_events(
-        [
-            StoredEvent(
-                originator_id=uuid.uuid4(),
-                originator_version=1,
-                topic=get_topic(InventoryItem.StockReceived),
-                state=b"not json",
-            )
-        ]
-    )
-    return shop.inventory.log_head()
-
-
 def fast(on_failure: OnFailure) -> FaultPolicy:
     return FaultPolicy(
         attempts=2, base_delay=0.001, max_delay=0.005, on_failure=on_failure
@@ -202,7 +191,7 @@ def test_an_event_that_cannot_be_decoded_is_parked_by_one_runner_and_halts_anoth
 ) -> None:
     # given a product, a receipt that cannot be decoded, and a good receipt
     shop.register_product("DECODE-1", "decoding", "1.00")
-    bad = insert_undecodable_receipt(shop)
+    bad = insert_undecodable(shop.inventory, InventoryItem.StockReceived)
     shop.receive_stock("DECODE-1", 4)
     head = shop.inventory.log_head()
 

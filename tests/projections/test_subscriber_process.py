@@ -9,17 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.utils import get_topic
 
 from application.config import Settings
 from application.hosting import SubscriberFailedError
 from application.shop import Shop
 from domain.order import Order
-from tests.projections.runner_testing import eventually
+from tests.projections.runner_testing import eventually, insert_undecodable
 
 OPEN_AND_REPORT = """
 import sys, time
@@ -87,16 +84,7 @@ def test_a_subscriber_that_halts_in_the_helper_fails_wait_until_processed(
     # given an embedded shop, and a placed order that cannot be decoded (the
     # allocation process manager stops on a failing event)
     with Shop(settings=settings) as shop:
-        shop.orders.recorder.insert_events(
-            [
-                StoredEvent(
-                    originator_id=uuid.uuid4(),
-                    originator_version=1,
-                    topic=get_topic(Order.Placed),
-                    state=b"not json",
-                )
-            ]
-        )
+        insert_undecodable(shop.orders, Order.Placed)
 
         # when the caller waits, then it learns that allocation halted
         with pytest.raises(SubscriberFailedError, match="allocation") as failed:
