@@ -117,8 +117,12 @@ class ChainKeeper:
         """Chains the log as it grows, until stopped or the leadership is lost."""
         position = self.extend_now(stopping)
         self._failures = 0
-        interval = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
-        pace = Pace(replace(self.batching, interval_seconds=interval), stopping)
+        least = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
+        most = max(self.batching.max_interval_seconds, least)
+        paced = replace(
+            self.batching, interval_seconds=least, max_interval_seconds=most
+        )
+        pace = Pace(paced, stopping)
         checked = time.monotonic()
         with shared_log(self.service).follow() as follower:
             while not pace.wait_for_turn():
@@ -139,6 +143,7 @@ class ChainKeeper:
                     # by skipping what is already chained.
                     notifications = [entry.notification for entry in batch]
                     self.chains.extend(self.name, notifications, after=position)
+                    pace.finished()
                     position = batch[-1].id
                     self._failures = 0
 
