@@ -1,17 +1,24 @@
 """Hosting subscribers: a thread per subscriber that follows a service's log.
 
-The same runner serves both ways of hosting:
+The same runner serves every way of hosting:
 
-* embedded: ``Shop()`` starts one runner per subscriber in its own process;
-* distributed: ``eventshop worker NAME`` runs one runner in a process of its own,
-  and on PostgreSQL holds an advisory lock named after the subscriber while it
-  is active, so that a second instance waits as a standby and takes over when
-  the first one dies (its session ends, and the lock with it).
+* embedded: ``Shop()`` starts one runner per subscriber in a helper process
+  (or, on request, in its own threads);
+* distributed: ``eventshop worker NAME`` runs runners in a process of its own.
 
-A runner reads its position, subscribes to the log after it and hands each batch
-to the subscriber, which writes the batch's effects and the new position in one
-transaction. Whatever happens (a crash, a lost lock, another instance racing
-it) the stored position is the truth it restarts from.
+Wherever it runs, one instance per subscriber is active: it holds a lock named
+after the subscriber (an advisory lock on PostgreSQL, a lock file on SQLite)
+while it is active, so that a second instance waits as a standby and takes over
+when the first one dies (its session or its file closes, and the lock with it).
+
+A runner reads its position, follows the log after it through the process's
+shared reader of that log (``application.shared_log``: one read and one
+decoding of each page for every runner of the process) and hands each batch to
+the subscriber, which writes the batch's effects and the new position in one
+transaction. Batches are paced while the log is busy (see
+:class:`~application.config.Batching`). Whatever happens (a crash, a lost
+lock, another instance racing it) the stored position is the truth it
+restarts from.
 
 When a handler raises, the runner follows the subscriber's
 :class:`~application.config.FaultPolicy`: it retries the batch with backoff
