@@ -9,16 +9,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Collection, Iterator
+from dataclasses import replace
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from application.config import Settings
-from application.persistence.subscriptions import BatchingSubscription
-from application.runners import is_transient
+from application.config import Batching, Settings
+from application.runners import (
+    HEARTBEAT_SECONDS,
+    Leadership,
+    Pace,
+    Unshared,
+    is_transient,
+)
 from application.services import Carts, Inventory, Orders
+from application.shared_log import shared_log
 from projections.chain import DEFAULT_PAGE_SIZE, ChainStore, ChainVerdict
 
 log = logging.getLogger(__name__)
@@ -27,6 +35,9 @@ SERVICE_CLASSES = (Carts, Orders, Inventory)
 
 IDLE_WAIT_SECONDS = 0.5
 MAX_RETRY_SECONDS = 5.0
+# Nobody waits for the chain (verification extends it first), and each batch
+# is a transaction: while a log is busy, a keeper chains it twice a second.
+CHAIN_INTERVAL_SECONDS = 0.5
 
 
 class ChainKeeper:
@@ -38,10 +49,12 @@ class ChainKeeper:
         chains: ChainStore,
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
+        batching: Batching | None = None,
     ) -> None:
         self.service = service
         self.chains = chains
         self.page_size = page_size
+        self.batching = batching or Batching()
         self.error: BaseException | None = None
         """What stopped :meth:`run`, if it did not stop on request."""
         self._failures = 0
@@ -67,15 +80,28 @@ class ChainKeeper:
                 return position
         return position
 
-    def run(self, stopping: threading.Event) -> None:
-        """Follows the log and chains what is stored, until ``stopping`` is set.
+    def run(
+        self, stopping: threading.Event, leadership: Leadership | None = None
+    ) -> None:
+        """Follows the log and chains what is stored, until ``stopping`` is set,
+        while it holds ``leadership`` (one active keeper per service; the
+        others stand by), reading the log this process's subscribers share.
 
         Database outages are waited out (the chain's head is the truth it
         resumes from); any other error is kept in ``error`` and raised."""
+        leader = leadership or Unshared()
+        while leader.acquire(stopping, lambda: None):
+            try:
+                self._keep(stopping, leader)
+            finally:
+                leader.release()
+
+    def _keep(self, stopping: threading.Event, leader: Leadership) -> None:
+        """Follows the log until stopped or no longer the leader."""
         self._failures = 0
         while not stopping.is_set():
             try:
-                self._follow(stopping)
+                self._follow(stopping, leader)
             except Exception as error:
                 if not is_transient(error):
                     self.error = error
@@ -87,22 +113,37 @@ class ChainKeeper:
             else:
                 return
 
-    def _follow(self, stopping: threading.Event) -> None:
+    def _follow(self, stopping: threading.Event, leader: Leadership) -> None:
+        """Chains the log as it grows, until stopped or the leadership is lost."""
         position = self.extend_now(stopping)
         self._failures = 0
-        with self.service.recorder.subscribe(gt=position) as subscription:
-            if not isinstance(subscription, BatchingSubscription):
-                raise TypeError(f"{self.name} does not hand out batches")
-            while not stopping.is_set():
-                try:
-                    batch = subscription.next_batch(timeout=IDLE_WAIT_SECONDS)
-                except StopIteration:
-                    return
+        least = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
+        most = max(self.batching.max_interval_seconds, least)
+        paced = replace(
+            self.batching, interval_seconds=least, max_interval_seconds=most
+        )
+        pace = Pace(paced, stopping)
+        checked = time.monotonic()
+        with shared_log(self.service).follow() as follower:
+            while not pace.wait_for_turn():
+                batch = follower.batch_after(
+                    position,
+                    limit=self.batching.max_events,
+                    timeout=IDLE_WAIT_SECONDS,
+                    stopping=stopping,
+                )
+                if time.monotonic() - checked > HEARTBEAT_SECONDS:
+                    if not leader.is_held():
+                        return
+                    checked = time.monotonic()
                 if batch:
-                    # ``position`` is how far this subscription has read; the
-                    # chain may be further on (another keeper), which extend
-                    # handles by skipping what is already chained.
-                    self.chains.extend(self.name, batch, after=position)
+                    pace.took(len(batch))
+                    # ``position`` is how far this keeper has read; the chain
+                    # may be further on (another keeper), which extend handles
+                    # by skipping what is already chained.
+                    notifications = [entry.notification for entry in batch]
+                    self.chains.extend(self.name, notifications, after=position)
+                    pace.finished()
                     position = batch[-1].id
                     self._failures = 0
 

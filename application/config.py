@@ -91,6 +91,41 @@ class FaultPolicy:
         return min(self.base_delay * 2.0 ** (failures - 1), self.max_delay)
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How runners take a log in batches.
+
+    A runner that is behind takes up to ``max_events`` events per batch (one
+    transaction). While the log is busy, a runner paces itself: after a batch
+    that took ``d`` seconds, the next one starts no sooner than ``d /
+    busy_share`` seconds after it started, and never sooner than
+    ``interval_seconds`` nor later than ``max_interval_seconds`` (unless the
+    batch was full: it is catching up). The events written meanwhile wait for
+    the next batch, so a write wakes each subscriber at most that often, its
+    per-batch cost is shared by every event of the interval, and when batches
+    get slow (a busy machine or database) they get fewer and larger. An event
+    written to a quiet log is taken at once."""
+
+    max_events: int = 2000
+    interval_seconds: float = 0.02
+    max_interval_seconds: float = 0.25
+    busy_share: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.max_events < 1:
+            raise ConfigurationError("a batch holds at least one event")
+        if not 0 <= self.interval_seconds <= self.max_interval_seconds <= 10:
+            raise ConfigurationError("batch intervals: 0 <= least <= most <= 10 s")
+        if not 0 < self.busy_share <= 1:
+            raise ConfigurationError("busy share: more than 0, at most 1")
+
+    def interval_after(self, seconds: float) -> float:
+        """The least time between the starts of two batches of a busy log,
+        after a batch that took ``seconds``."""
+        wanted = seconds / self.busy_share
+        return min(max(wanted, self.interval_seconds), self.max_interval_seconds)
+
+
 # A process manager's reactions are commands with consequences and depend on
 # order (a cancellation handled before its placement would release nothing), so
 # it stops. A read model can always be rebuilt from the log, so it parks the
@@ -116,6 +151,7 @@ class Settings:
     # How often the payment-deadline ticker looks for deadlines that passed.
     deadline_tick_seconds: float = 1.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    batching: Batching = Batching()
     process_manager_fault_policy: FaultPolicy = PROCESS_MANAGER_FAULT_POLICY
     read_model_fault_policy: FaultPolicy = READ_MODEL_FAULT_POLICY
     # Per subscriber name, overriding the two above.

@@ -1,9 +1,10 @@
-"""Where subscribers run: in the shop's own process (embedded) or one per worker
-process (distributed), and how callers wait for them to catch up.
+"""Where subscribers run: in a helper process the shop starts (embedded), in
+the shop's own threads, or in worker processes (distributed), and how callers
+wait for them to catch up.
 
 The payment-deadline ticker runs beside the ``payment_deadlines`` read model it
 reads: in the shop's process when embedded, in that read model's worker when
-distributed; on PostgreSQL one instance is active at a time, as for subscribers.
+distributed; one instance is active at a time, as for subscribers.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from application.config import FaultPolicy, Settings
 from application.deadlines import PaymentDeadlineTicker, TickerRunner
 from application.runners import (
     AdvisoryLockLeadership,
+    FileLockLeadership,
     Leadership,
     Subscriber,
     SubscriberRunner,
-    Unshared,
 )
 from application.services import Inventory, Orders
 from application.services.process import ProcessService, ProcessSubscriber
+from application.shared_log import SharedLog, shared_log
+from application.subscriber_process import SubscriberProcess
 from projections.catalog import PROJECTIONS
 from projections.chain import ChainStore
 from projections.deadlines import PaymentDeadlines
@@ -126,10 +129,25 @@ def all_subscribers(
 
 
 def leadership_for(settings: Settings, subscriber: str) -> Leadership:
+    """One active instance of ``subscriber`` per store; the others stand by."""
     if settings.engine == "postgres":
         assert settings.postgres is not None
         return AdvisoryLockLeadership(settings.postgres, subscriber)
-    return Unshared()
+    return FileLockLeadership(settings.data_dir, subscriber)
+
+
+def subscriber_runner(
+    settings: Settings, subscriber: Subscriber, service: Application[Any]
+) -> SubscriberRunner:
+    """A runner for ``subscriber`` as the settings say: its leadership, fault
+    policy and batching."""
+    return SubscriberRunner(
+        subscriber,
+        service,
+        leadership_for(settings, subscriber.name),
+        fault_policy_for(settings, subscriber),
+        batching=settings.batching,
+    )
 
 
 def fault_policy_for(settings: Settings, subscriber: Subscriber) -> FaultPolicy:
@@ -154,8 +172,10 @@ def payment_deadline_runner(
 
 
 class Subscribers:
-    """A shop's subscribers, and (when embedded) the runners hosting them here,
-    with the payment-deadline ticker if one is given."""
+    """A shop's subscribers, and (when embedded) what hosts them: runners in
+    this process's threads (``start``), or a helper process
+    (``start_in_helper``); with the payment-deadline ticker, if one is given,
+    in this process either way."""
 
     def __init__(
         self,
@@ -170,6 +190,8 @@ class Subscribers:
         self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
         self.chain_keepers = ChainKeepers()
+        self.helper: SubscriberProcess | None = None
+        self._failures_checked = 0.0
         self.deadline_runner = (
             None
             if payment_deadlines is None
@@ -179,23 +201,33 @@ class Subscribers:
     def start(self) -> None:
         """Hosts every subscriber in this process."""
         for subscriber in self.subscribers:
-            runner = SubscriberRunner(
-                subscriber,
-                self.services[subscriber.follows],
-                leadership_for(self.settings, subscriber.name),
-                fault_policy_for(self.settings, subscriber),
+            runner = subscriber_runner(
+                self.settings, subscriber, self.services[subscriber.follows]
             )
             runner.start()
             self.runners.append(runner)
         if self.deadline_runner is not None:
             self.deadline_runner.start()
-        self.chain_keepers.start(self.services, self.store)
+        self.chain_keepers.start(self.settings, self.services, self.store)
+
+    def start_in_helper(self) -> None:
+        """Hosts every subscriber in a helper process (see
+        ``application.subscriber_process``), the ticker in this one."""
+        # As the keepers would make it: readers may look at the chain at once.
+        ChainStore(self.store).create_schema()
+        self.helper = SubscriberProcess(self.settings, self.services)
+        self.helper.start()
+        if self.deadline_runner is not None:
+            self.deadline_runner.start()
 
     def stop(self) -> None:
         if self.deadline_runner is not None:
             # First: its ticks write to the services the runners follow.
             self.deadline_runner.stop()
             self.deadline_runner.join()
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
         self.chain_keepers.stop()
         for runner in self.runners:
             runner.stop()
@@ -265,33 +297,53 @@ class Subscribers:
         for runner in runners:
             if runner.error is not None:
                 raise SubscriberFailedError(runner.name, runner.error)
+        # What the helper reports is read from the view store: now and then.
+        now = time.monotonic()
+        if self.helper is not None and now - self._failures_checked > 0.25:
+            self._failures_checked = now
+            for name, error in self.helper.failures(self.store.reports()).items():
+                raise SubscriberFailedError(name, error)
 
 
 class ChainKeepers:
-    """Threads that extend each service's hash chain as its log grows."""
+    """Threads that extend each service's hash chain as its log grows: one
+    active keeper per service and store, the others standing by."""
 
     def __init__(self) -> None:
         self._threads: list[threading.Thread] = []
+        self._logs: list[SharedLog] = []
         self._stopping = threading.Event()
 
-    def start(self, services: Mapping[str, Application[Any]], store: ViewStore) -> None:
+    def start(
+        self,
+        settings: Settings,
+        services: Mapping[str, Application[Any]],
+        store: ViewStore,
+    ) -> None:
         chains = ChainStore(store)
         chains.create_schema()
+        self._stopping = threading.Event()
         for service in services.values():
+            keeper = ChainKeeper(service, chains, batching=settings.batching)
+            leadership = leadership_for(settings, f"chain_{service.name.lower()}")
             thread = threading.Thread(
-                target=ChainKeeper(service, chains).run,
-                args=(self._stopping,),
+                target=keeper.run,
+                args=(self._stopping, leadership),
                 name=f"chain {service.name}",
                 daemon=True,
             )
             thread.start()
             self._threads.append(thread)
+            self._logs.append(shared_log(service))
 
     def stop(self) -> None:
         self._stopping.set()
+        for log in self._logs:
+            log.interrupt()
         for thread in self._threads:
             thread.join()
         self._threads.clear()
+        self._logs.clear()
 
 
 def run_worker(
@@ -312,18 +364,15 @@ def run_worker(
         known = ", ".join(subscribers)
         raise LookupError(f"no subscriber named {unknown} (known: {known})")
     runners: list[SubscriberRunner | TickerRunner] = [
-        SubscriberRunner(
-            subscribers[name],
-            services[subscribers[name].follows],
-            leadership_for(settings, name),
-            fault_policy_for(settings, subscribers[name]),
+        subscriber_runner(
+            settings, subscribers[name], services[subscribers[name].follows]
         )
         for name in dict.fromkeys(subscriber_names)
     ]
     chain_keepers = ChainKeepers()
     if any(name.startswith("audit_") for name in subscriber_names):
         # The worker of the audit index also keeps the logs' hash chains.
-        chain_keepers.start(services, store)
+        chain_keepers.start(settings, services, store)
     if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)

@@ -1,17 +1,24 @@
 """Hosting subscribers: a thread per subscriber that follows a service's log.
 
-The same runner serves both ways of hosting:
+The same runner serves every way of hosting:
 
-* embedded: ``Shop()`` starts one runner per subscriber in its own process;
-* distributed: ``eventshop worker NAME`` runs one runner in a process of its own,
-  and on PostgreSQL holds an advisory lock named after the subscriber while it
-  is active, so that a second instance waits as a standby and takes over when
-  the first one dies (its session ends, and the lock with it).
+* embedded: ``Shop()`` starts one runner per subscriber in a helper process
+  (or, on request, in its own threads);
+* distributed: ``eventshop worker NAME`` runs runners in a process of its own.
 
-A runner reads its position, subscribes to the log after it and hands each batch
-to the subscriber, which writes the batch's effects and the new position in one
-transaction. Whatever happens (a crash, a lost lock, another instance racing
-it) the stored position is the truth it restarts from.
+Wherever it runs, one instance per subscriber is active: it holds a lock named
+after the subscriber (an advisory lock on PostgreSQL, a lock file on SQLite)
+while it is active, so that a second instance waits as a standby and takes over
+when the first one dies (its session or its file closes, and the lock with it).
+
+A runner reads its position, follows the log after it through the process's
+shared reader of that log (``application.shared_log``: one read and one
+decoding of each page for every runner of the process) and hands each batch to
+the subscriber, which writes the batch's effects and the new position in one
+transaction. Batches are paced while the log is busy (see
+:class:`~application.config.Batching`). Whatever happens (a crash, a lost
+lock, another instance racing it) the stored position is the truth it
+restarts from.
 
 When a handler raises, the runner follows the subscriber's
 :class:`~application.config.FaultPolicy`: it retries the batch with backoff
@@ -26,16 +33,19 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import fcntl
 import hashlib
 import logging
 import sqlite3
 import threading
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import IO, Any, ClassVar, Protocol
 
 import psycopg
 from eventsourcing.application import Application
@@ -43,7 +53,8 @@ from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import Notification
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
-from application.config import FaultPolicy, PostgresLocation
+from application.config import Batching, FaultPolicy, PostgresLocation
+from application.shared_log import LogFollower, LoggedEvent, SharedLog, shared_log
 from domain.dead_letter import Failure, ParkedEvent
 
 log = logging.getLogger(__name__)
@@ -52,6 +63,12 @@ log = logging.getLogger(__name__)
 # whether it should stop.
 IDLE_WAIT_SECONDS = 0.5
 HEARTBEAT_SECONDS = 2.0
+# A batch with nothing the subscriber handles only moves its position: that
+# move waits for the next batch it handles, for the log to go quiet, or for
+# this long, so that a busy log of events it ignores costs it no transactions.
+UNRECORDED_SECONDS = 1.0
+# How long a runner waits after a failed read of the log before it resyncs.
+READ_RETRY_SECONDS = 0.5
 
 # Errors of the database rather than of the event: a lost connection, a lock
 # or serialization conflict, a busy SQLite file. SQLAlchemy and eventsourcing
@@ -78,6 +95,7 @@ def is_transient(error: BaseException) -> bool:
 
 
 def parked_event(notification: Notification) -> ParkedEvent:
+    """What a dead letter records of the event it parks."""
     return ParkedEvent(
         position=notification.id,
         topic=notification.topic,
@@ -249,12 +267,35 @@ class _LockSession:
         self._held.clear()
 
 
-class AdvisoryLockLeadership:
+class _TriedNowAndThen(ABC):
+    """A leadership taken by trying a lock every ``retry_seconds`` until it is
+    free: the standby instances are the ones still trying."""
+
+    retry_seconds = 0.5
+
+    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
+        last_waiting = 0.0
+        while not stopping.is_set():
+            try:
+                if self._try_lock():
+                    return True
+            except (psycopg.OperationalError, OSError):
+                log.warning("could not try the lock; retrying", exc_info=True)
+            if time.monotonic() - last_waiting > HEARTBEAT_SECONDS:
+                waiting()
+                last_waiting = time.monotonic()
+            stopping.wait(self.retry_seconds)
+        return False
+
+    @abstractmethod
+    def _try_lock(self) -> bool:
+        """Takes the lock if it is free (True), at once."""
+
+
+class AdvisoryLockLeadership(_TriedNowAndThen):
     """At most one active instance per subscriber across every process on the
     PostgreSQL server: a session-level advisory lock, taken on this process's
     shared lock session."""
-
-    retry_seconds = 0.5
 
     def __init__(self, location: PostgresLocation, subscriber: str) -> None:
         self._session = _LockSession.for_server(location.conninfo())
@@ -264,25 +305,50 @@ class AdvisoryLockLeadership:
         digest = hashlib.blake2b(scope.encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
 
-    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
-        last_waiting = 0.0
-        while not stopping.is_set():
-            try:
-                if self._session.try_lock(self.key):
-                    return True
-            except psycopg.OperationalError:
-                log.warning("lock session lost; retrying", exc_info=True)
-            if time.monotonic() - last_waiting > HEARTBEAT_SECONDS:
-                waiting()
-                last_waiting = time.monotonic()
-            stopping.wait(self.retry_seconds)
-        return False
+    def _try_lock(self) -> bool:
+        return self._session.try_lock(self.key)
 
     def is_held(self) -> bool:
         return self._session.holds(self.key)
 
     def release(self) -> None:
         self._session.unlock(self.key)
+
+
+class FileLockLeadership(_TriedNowAndThen):
+    """For SQLite: at most one active instance per subscriber across every
+    process using the data folder, as the advisory lock does on PostgreSQL:
+    an exclusive ``flock`` on a file named after the subscriber. The kernel
+    releases it when the process dies, however it dies; and since it belongs
+    to an open file, not to a process, two shops in one process exclude each
+    other too."""
+
+    def __init__(self, data_dir: Path, subscriber: str) -> None:
+        self.path = data_dir / "locks" / f"{subscriber}.lock"
+        self._file: IO[bytes] | None = None
+
+    def _try_lock(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = self.path.open("ab")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            return False
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
+        return True
+
+    def is_held(self) -> bool:
+        # Nothing but closing the file (or dying) gives up a flock.
+        return self._file is not None
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class _Outcome(enum.Enum):
@@ -320,11 +386,18 @@ class SubscriberRunner:
         service: Application[Any],
         leadership: Leadership | None = None,
         policy: FaultPolicy | None = None,
+        *,
+        batching: Batching | None = None,
+        log: SharedLog | None = None,
     ) -> None:
         self.subscriber = subscriber
         self.service = service
         self.leadership = leadership or Unshared()
         self.policy = policy or FaultPolicy()
+        self.batching = batching or Batching()
+        self.log = log or shared_log(service)
+        """Where it reads the log: shared with the other runners of this
+        process that follow the same service."""
         self.stopping = threading.Event()
         self.error: BaseException | None = None
         self._position: int | None = None
@@ -342,6 +415,7 @@ class SubscriberRunner:
 
     def stop(self) -> None:
         self.stopping.set()
+        self.log.interrupt()
         with self._progress:
             self._progress.notify_all()
 
@@ -398,39 +472,14 @@ class SubscriberRunner:
         position turns out to have moved under us (then the caller resyncs)."""
         position = self.subscriber.position()
         self._advance(position)
-        topics = self.subscriber.topics
-        last_heartbeat = time.monotonic()
-        with self.service.recorder.subscribe(gt=position) as subscription:
-            while not self.stopping.is_set():
-                try:
-                    batch: Sequence[Notification] = subscription.next_batch(  # type: ignore[attr-defined]
-                        timeout=IDLE_WAIT_SECONDS
-                    )
-                except StopIteration:
-                    return
-                if time.monotonic() - last_heartbeat > HEARTBEAT_SECONDS:
-                    if not self.leadership.is_held():
-                        return
-                    self.subscriber.report("running")
-                    last_heartbeat = time.monotonic()
-                if not batch:
-                    continue
-                handled = [
-                    notification
-                    for notification in batch
-                    if notification.topic in topics
-                ]
-                new_position = batch[-1].id
-                if not self._deliver(handled, position, new_position):
-                    return
-                position = new_position
-                self._advance(position)
+        with self.log.follow() as follower:
+            _Following(self, follower, position).run()
 
     # -- fault handling ------------------------------------------------------
 
     def _deliver(
         self,
-        notifications: Sequence[Notification],
+        notifications: Sequence[LoggedEvent],
         position: int | None,
         new_position: int,
     ) -> bool:
@@ -472,7 +521,7 @@ class SubscriberRunner:
         return True
 
     def _one_at_a_time(
-        self, notifications: Sequence[Notification], position: int | None
+        self, notifications: Sequence[LoggedEvent], position: int | None
     ) -> _Outcome | _Culprit:
         """Applies the events one transaction each, up to the first that keeps
         failing on its own."""
@@ -489,11 +538,11 @@ class SubscriberRunner:
         return _Outcome.APPLIED
 
     def _give_up(
-        self, notification: Notification, position: int | None, failure: _GaveUp
+        self, failing: LoggedEvent, position: int | None, failure: _GaveUp
     ) -> bool:
-        """Halts before ``notification``, or parks it and moves past it (False:
-        the position moved meanwhile, resync)."""
-        parked = parked_event(notification)
+        """Halts before ``failing``, or parks it and moves past it (False: the
+        position moved meanwhile, resync)."""
+        parked = parked_event(failing.notification)
         if self.policy.on_failure == "stop":
             raise SubscriberHaltedError(
                 self.name, parked.position, parked, failure.attempts, failure.error
@@ -521,16 +570,14 @@ class SubscriberRunner:
 
     def _process(
         self,
-        notifications: Sequence[Notification],
+        notifications: Sequence[LoggedEvent],
         position: int | None,
         new_position: int,
     ) -> bool:
-        # Decoded on every attempt: an event that cannot be decoded is a
-        # failing event like any other.
-        events = [
-            self.service.mapper.to_domain_event(notification)
-            for notification in notifications
-        ]
+        # Decoded within the attempt (once per process, shared with the other
+        # runners of the log): an event that cannot be decoded fails this
+        # attempt, and the next, like any other failing event.
+        events = [notification.event() for notification in notifications]
         return self.subscriber.process(
             events, expected_position=position, new_position=new_position
         )
@@ -570,3 +617,126 @@ class SubscriberRunner:
         with self._progress:
             self._position = position
             self._progress.notify_all()
+
+
+class Pace:
+    """How often a follower of a busy log takes a batch (see
+    :class:`~application.config.Batching`). A follower of a quiet log takes
+    each event at once."""
+
+    def __init__(self, batching: Batching, stopping: threading.Event) -> None:
+        self.batching = batching
+        self._stopping = stopping
+        self._last_at = -1e9
+        self._last_was_full = True
+        self._interval = batching.interval_seconds
+
+    def wait_for_turn(self) -> bool:
+        """Waits until the next batch may start; True if stopped meanwhile."""
+        if self._last_was_full:
+            return self._stopping.is_set()
+        due = self._last_at + self._interval
+        return self._stopping.wait(max(due - time.monotonic(), 0))
+
+    def took(self, events: int) -> None:
+        """A batch of ``events`` is starting."""
+        self._last_at = time.monotonic()
+        self._last_was_full = events >= self.batching.max_events
+
+    def finished(self) -> None:
+        """The batch that started last is done."""
+        took = time.monotonic() - self._last_at
+        self._interval = self.batching.interval_after(took)
+
+
+class _Following:
+    """One stretch of a runner following the log, from a stored position.
+
+    Batches are taken as :class:`~application.config.Batching` says. A batch
+    with no event the subscriber handles is not recorded at once: its
+    position is recorded with the next batch that has some, or when the log
+    goes quiet, or after ``UNRECORDED_SECONDS`` (a resync re-reads those
+    events, and handles none of them)."""
+
+    def __init__(
+        self, runner: SubscriberRunner, follower: LogFollower, position: int | None
+    ) -> None:
+        self.runner = runner
+        self.follower = follower
+        self.recorded = position
+        """The stored position: what the next batch expects."""
+        self.read_to = position
+        """How far the runner has looked; beyond ``recorded`` only by events
+        the subscriber does not handle."""
+        self.recorded_at = time.monotonic()
+        self.pace = Pace(runner.batching, runner.stopping)
+        self.last_heartbeat = time.monotonic()
+
+    def run(self) -> None:
+        runner = self.runner
+        topics = runner.subscriber.topics
+        batching = runner.batching
+        while not runner.stopping.is_set():
+            if self.pace.wait_for_turn():
+                return
+            try:
+                batch = self.follower.batch_after(
+                    self.read_to,
+                    limit=batching.max_events,
+                    timeout=self._patience(),
+                    stopping=runner.stopping,
+                )
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("%s: reading the log failed: %s", runner.name, error)
+                runner.stopping.wait(READ_RETRY_SECONDS)
+                return
+            if not self._heartbeat():
+                return
+            if not batch:
+                if self.read_to != self.recorded and not self._record_read():
+                    return
+                continue
+            self.pace.took(len(batch))
+            handled = [entry for entry in batch if entry.topic in topics]
+            self.read_to = batch[-1].id
+            if not handled and not self._unrecorded_too_long():
+                continue
+            if not runner._deliver(handled, self.recorded, self.read_to):
+                return
+            self.pace.finished()
+            self._recorded()
+
+    def _patience(self) -> float:
+        """How long to wait for events: with a position to record, only until
+        the log has been quiet for an interval."""
+        if self.read_to != self.recorded:
+            return max(self.runner.batching.interval_seconds, 0.001)
+        return IDLE_WAIT_SECONDS
+
+    def _unrecorded_too_long(self) -> bool:
+        return time.monotonic() - self.recorded_at > UNRECORDED_SECONDS
+
+    def _record_read(self) -> bool:
+        """Records the position of events read and not handled."""
+        assert self.read_to is not None
+        if not self.runner._deliver([], self.recorded, self.read_to):
+            return False
+        self._recorded()
+        return True
+
+    def _recorded(self) -> None:
+        self.recorded = self.read_to
+        self.recorded_at = time.monotonic()
+        self.runner._advance(self.recorded)
+
+    def _heartbeat(self) -> bool:
+        """Reports the runner alive now and then; False if it lost its lock."""
+        if time.monotonic() - self.last_heartbeat <= HEARTBEAT_SECONDS:
+            return True
+        if not self.runner.leadership.is_held():
+            return False
+        self.runner.subscriber.report("running")
+        self.last_heartbeat = time.monotonic()
+        return True

@@ -47,9 +47,13 @@ class Shop:
     ``$EVENTSHOP_DATABASE_URL``); ``Shop(database_url="postgresql://...")`` uses
     PostgreSQL; ``Shop(data_dir=...)`` puts the SQLite files elsewhere.
 
-    With ``subscribers="embedded"`` (the default) the read models and process
-    managers run in this process; with ``"workers"`` they are left to
-    ``eventshop worker`` processes and this shop only writes and reads.
+    With ``subscribers="embedded"`` (the default) the shop hosts the read
+    models and process managers itself, in a helper process it starts and
+    stops, so that they run beside its commands instead of taking their turns
+    (see ``application.subscriber_process``); with ``"threads"`` it hosts them
+    in threads of this process (what tests that patch a handler, or look at
+    the runners, need); with ``"workers"`` they are left to ``eventshop
+    worker`` processes and this shop only writes and reads.
 
     Two ways to read: ``get_cart``, ``get_order`` and ``get_stock`` load the
     aggregate (strongly consistent: they see every command that returned);
@@ -71,7 +75,7 @@ class Shop:
         *,
         data_dir: str | Path | None = None,
         settings: Settings | None = None,
-        subscribers: Literal["embedded", "workers"] = "embedded",
+        subscribers: Literal["embedded", "threads", "workers"] = "embedded",
         clock: Clock = system_clock,
         fault_policies: Mapping[str, FaultPolicy] | None = None,
     ) -> None:
@@ -98,6 +102,8 @@ class Shop:
             self.services, self.views, self.subscribers.subscribers
         )
         if subscribers == "embedded":
+            self.subscribers.start_in_helper()
+        elif subscribers == "threads":
             self.subscribers.start()
 
     @property

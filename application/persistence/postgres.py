@@ -3,6 +3,7 @@ schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -28,7 +29,9 @@ from application.persistence import (
     EXPECTED_POSITION,
     PositionMovedError,
 )
-from application.persistence.subscriptions import BatchingSubscription
+from application.persistence.subscriptions import BatchingSubscription, Waker
+
+log = logging.getLogger(__name__)
 
 # Key of the advisory lock held while any eventshop process creates tables,
 # types, functions or triggers. PostgreSQL DDL is not safe to run concurrently
@@ -122,23 +125,27 @@ class _BulkReads(es_postgres.PostgresAggregateRecorder):
 class ListenHub:
     """One LISTEN connection per event table and process, shared by every
     subscription to it: a shop hosts a dozen subscribers, and a connection each
-    would soon exhaust the server's (100 by default, across all processes)."""
+    would soon exhaust the server's (100 by default, across all processes).
+
+    A lost connection is re-established (with backoff) for as long as anyone
+    listens, and every listener is woken once LISTEN is in effect again, for
+    what was written meanwhile."""
+
+    max_retry_seconds = 5.0
 
     def __init__(self, recorder: es_postgres.PostgresApplicationRecorder) -> None:
         self._recorder = recorder
         self._lock = threading.Lock()
-        self._listeners: set[threading.Event] = set()
+        self._listeners: set[Waker] = set()
         self._thread: threading.Thread | None = None
         self._listening = threading.Event()
-        self.error: BaseException | None = None
 
-    def join(self, wake: threading.Event, timeout: float = 30.0) -> None:
+    def join(self, wake: Waker, timeout: float = 30.0) -> None:
         """Sets ``wake`` whenever the table is written to, from now on; and once
         at once, when LISTEN is in effect, for writes made before it was."""
         with self._lock:
             self._listeners.add(wake)
             if self._thread is None:
-                self.error = None
                 self._listening.clear()
                 self._thread = threading.Thread(
                     target=self._listen,
@@ -149,30 +156,41 @@ class ListenHub:
         self._listening.wait(timeout)
         wake.set()
 
-    def leave(self, wake: threading.Event) -> None:
+    def leave(self, wake: Waker) -> None:
         with self._lock:
             self._listeners.discard(wake)
 
     def _listen(self) -> None:
-        try:
-            with self._recorder.datastore.get_connection() as conn:
-                conn.execute(
-                    SQL("LISTEN {0}").format(Identifier(self._recorder.channel_name))
-                )
-                self._listening.set()
-                while True:
-                    with self._lock:
-                        if not self._listeners:
-                            self._thread = None
-                            return
-                    for _ in conn.notifies(timeout=0.1, stop_after=1):
+        failures = 0
+        while self._has_listeners():
+            try:
+                with self._recorder.datastore.get_connection() as conn:
+                    conn.execute(
+                        SQL("LISTEN {0}").format(
+                            Identifier(self._recorder.channel_name)
+                        )
+                    )
+                    self._listening.set()
+                    if failures:
                         self._wake_all()
-        except BaseException as error:
-            with self._lock:
-                self.error = error
+                    failures = 0
+                    while self._has_listeners():
+                        for _ in conn.notifies(timeout=0.1, stop_after=1):
+                            self._wake_all()
+            except Exception as error:
+                failures += 1
+                log.warning("LISTEN %s: %r", self._recorder.channel_name, error)
+                # Whoever waits for it to listen should look at the log itself.
+                self._listening.set()
+                self._wake_all()
+                time.sleep(min(0.1 * 2 ** (failures - 1), self.max_retry_seconds))
+
+    def _has_listeners(self) -> bool:
+        with self._lock:
+            if not self._listeners:
                 self._thread = None
-            self._listening.set()
-            self._wake_all()
+                return False
+            return True
 
     def _wake_all(self) -> None:
         with self._lock:
@@ -189,19 +207,19 @@ class PostgresSubscription(
     its recorder's shared hub rather than a connection of its own."""
 
     def _listen(self) -> None:
+        self._hub.join(self._has_been_notified)
+        if self._has_been_stopped:
+            # Stopped while joining: ``stop`` may have left before we joined.
+            self._hub.leave(self._has_been_notified)
+
+    def stop(self) -> None:
+        super().stop()
+        self._hub.leave(self._has_been_notified)
+
+    @property
+    def _hub(self) -> ListenHub:
         hub: ListenHub = self._recorder.listen_hub  # type: ignore[attr-defined]
-        hub.join(self._has_been_notified)
-        try:
-            while not self._has_been_stopped and not self._thread_error:
-                if hub.error is not None:
-                    raise hub.error
-                time.sleep(0.1)
-        except BaseException as error:
-            if self._thread_error is None:
-                self._thread_error = error
-            self.stop()
-        finally:
-            hub.leave(self._has_been_notified)
+        return hub
 
 
 class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
@@ -256,9 +274,18 @@ class PostgresAggregateRecorder(
 
 
 class _Subscribable(es_postgres.PostgresApplicationRecorder):
+    # LISTEN/NOTIFY signals every write, whichever process makes it.
+    poll_interval: float | None = None
+
     @cached_property
     def listen_hub(self) -> ListenHub:
         return ListenHub(self)
+
+    def wake_on_write(self, waker: Waker) -> None:
+        self.listen_hub.join(waker)
+
+    def stop_waking(self, waker: Waker) -> None:
+        self.listen_hub.leave(waker)
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()

@@ -20,7 +20,11 @@ from application.persistence import (
     EXPECTED_POSITION,
     PositionMovedError,
 )
-from application.persistence.subscriptions import LocalWrites, PollingSubscription
+from application.persistence.subscriptions import (
+    LocalWrites,
+    PollingSubscription,
+    Waker,
+)
 
 
 class _AppendOnly(es_sqlite.SQLiteRecorder):
@@ -123,7 +127,18 @@ class SQLiteAggregateRecorder(_BulkReads, es_sqlite.SQLiteAggregateRecorder):
 
 
 class _Subscribable(es_sqlite.SQLiteApplicationRecorder):
-    """Adds the subscription eventsourcing's SQLite module lacks."""
+    """Adds the subscription eventsourcing's SQLite module lacks, and signals
+    of the writes made by this process (other processes' writes are found by
+    polling the log every ``poll_interval`` seconds)."""
+
+    poll_interval: float | None = PollingSubscription.poll_interval
+
+    def wake_on_write(self, waker: Waker) -> None:
+        LocalWrites.listen(self.datastore.pool.db_name, waker)
+        waker.set()
+
+    def stop_waking(self, waker: Waker) -> None:
+        LocalWrites.unlisten(self.datastore.pool.db_name, waker)
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()

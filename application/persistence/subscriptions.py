@@ -21,7 +21,7 @@ import queue
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -31,6 +31,13 @@ from eventsourcing.persistence import (
 )
 
 R = TypeVar("R", bound=ApplicationRecorder)
+
+
+class Waker(Protocol):
+    """What a recorder sets when its log is written to (a threading.Event will
+    do, or anything else with a ``set``)."""
+
+    def set(self) -> None: ...
 
 
 class BatchingSubscription(ListenNotifySubscription[R]):
@@ -64,24 +71,24 @@ class LocalWrites:
     file, so embedded subscribers see a write at once instead of at the next poll."""
 
     _lock = threading.Lock()
-    _listeners: dict[str, set[threading.Event]] = defaultdict(set)
+    _listeners: dict[str, set[Waker]] = defaultdict(set)
 
     @classmethod
-    def listen(cls, database: str, event: threading.Event) -> None:
+    def listen(cls, database: str, waker: Waker) -> None:
         with cls._lock:
-            cls._listeners[database].add(event)
+            cls._listeners[database].add(waker)
 
     @classmethod
-    def unlisten(cls, database: str, event: threading.Event) -> None:
+    def unlisten(cls, database: str, waker: Waker) -> None:
         with cls._lock:
-            cls._listeners[database].discard(event)
+            cls._listeners[database].discard(waker)
 
     @classmethod
     def written(cls, database: str) -> None:
         with cls._lock:
             listeners = list(cls._listeners.get(database, ()))
-        for event in listeners:
-            event.set()
+        for waker in listeners:
+            waker.set()
 
 
 class PollingSubscription(BatchingSubscription[R]):

@@ -73,12 +73,16 @@ def allocation(monkeypatch: pytest.MonkeyPatch) -> FlakyAllocation:
 
 @pytest.fixture
 def open_shop(settings: Settings) -> Iterator[Callable[[OnFailure], Shop]]:
-    """Opens an embedded shop (closed after the test) whose allocation process
-    manager follows the given policy."""
+    """Opens a shop (closed after the test) whose allocation process manager
+    follows the given policy, in threads of this process (it is patched here)."""
     shops: list[Shop] = []
 
     def open_with(on_failure: OnFailure) -> Shop:
-        shop = Shop(settings=settings, fault_policies={"allocation": fast(on_failure)})
+        shop = Shop(
+            settings=settings,
+            subscribers="threads",
+            fault_policies={"allocation": fast(on_failure)},
+        )
         shops.append(shop)
         return shop
 

@@ -6,9 +6,13 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 from sqlalchemy import Row, select
 
 from application.config import Settings
@@ -43,3 +47,19 @@ def stock_rows(store: ViewStore) -> list[Row[Any]]:
     table = store.active_tables(StockLevels)["stock_levels"]
     with store.engine.connect() as connection:
         return list(connection.execute(select(table)).all())
+
+
+def insert_undecodable(service: Application[Any], event_class: type) -> int:
+    """Stores an event of ``event_class`` whose state is not JSON (so it
+    cannot be decoded) in the service's log; returns its position."""
+    service.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=uuid.uuid4(),
+                originator_version=1,
+                topic=get_topic(event_class),
+                state=b"not json",
+            )
+        ]
+    )
+    return service.recorder.max_notification_id() or 0

@@ -68,7 +68,7 @@ class StockLevelsWithReceipts(StockLevels):
 @pytest.fixture
 def shop(settings: Settings) -> Iterator[Shop]:
     """Version 1 of every read model, served by runners in this process."""
-    with Shop(settings=settings, subscribers="embedded") as opened:
+    with Shop(settings=settings, subscribers="threads") as opened:
         yield opened
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import event
 
 from application.cli import main
-from application.config import Settings
+from application.config import Batching, Settings
 from application.hosting import declared_subscribers
 from application.inspection import subscriber_statuses, topology, topology_mermaid
 from application.shop import Shop
@@ -22,39 +23,42 @@ def shop(settings: Settings) -> Iterator[Shop]:
         yield shop
 
 
+@pytest.mark.parametrize(("max_events", "batches"), [(500, 3), (2_000, 1)])
 def test_a_subscriber_that_is_behind_applies_many_events_per_transaction(
-    shop: Shop,
+    settings: Settings, max_events: int, batches: int
 ) -> None:
     # given 1,200 stock events the stock projection has not seen
-    item = InventoryItem.register("BATCH-1", "batched", "1.00")
-    for _ in range(1_199):
-        item.receive(1)
-    shop.inventory.save(item)
-    stock_position_moves: list[str] = []
+    batched = replace(settings, batching=Batching(max_events=max_events))
+    with Shop(settings=batched, subscribers="workers") as shop:
+        item = InventoryItem.register("BATCH-1", "batched", "1.00")
+        for _ in range(1_199):
+            item.receive(1)
+        shop.inventory.save(item)
+        stock_position_moves: list[str] = []
 
-    def count(
-        _connection: object,
-        _cursor: object,
-        statement: str,
-        parameters: object,
-        _context: object,
-        _executemany: bool,
-    ) -> None:
-        # Each batch moves the subscriber's tracking row exactly once.
-        writes = statement.lstrip().upper().startswith(("INSERT", "UPDATE"))
-        tracking = "eventshop_tracking" in statement
-        if writes and tracking and "stock@g1" in str(parameters):
-            stock_position_moves.append(statement)
+        def count(
+            _connection: object,
+            _cursor: object,
+            statement: str,
+            parameters: object,
+            _context: object,
+            _executemany: bool,
+        ) -> None:
+            # Each batch moves the subscriber's tracking row exactly once.
+            writes = statement.lstrip().upper().startswith(("INSERT", "UPDATE"))
+            tracking = "eventshop_tracking" in statement
+            if writes and tracking and "stock@g1" in str(parameters):
+                stock_position_moves.append(statement)
 
-    # when its runner catches up
-    event.listen(shop.views.engine, "after_cursor_execute", count)
-    shop.subscribers.start()
-    shop.wait_until_processed(timeout=60)
-    shop.subscribers.stop()
+        # when its runner catches up, taking up to max_events per batch
+        event.listen(shop.views.engine, "after_cursor_execute", count)
+        shop.subscribers.start()
+        shop.wait_until_processed(timeout=60)
+        shop.subscribers.stop()
 
-    # then it moved its position once per page of up to 500 events, not per event
-    assert stock_rows(shop.views)[0].on_hand == 1_199
-    assert 3 <= len(stock_position_moves) <= 6
+        # then it moved its position once per batch, not per event
+        assert stock_rows(shop.views)[0].on_hand == 1_199
+        assert len(stock_position_moves) == batches
 
 
 def test_status_shows_position_head_lag_and_state(shop: Shop) -> None:

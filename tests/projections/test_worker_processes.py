@@ -1,5 +1,6 @@
 """``eventshop worker`` as a real process: killed mid-batch and restarted, and a
-standby taking over when the active instance dies."""
+standby taking over when the active instance dies (an advisory lock on
+PostgreSQL, a lock file on SQLite)."""
 
 from __future__ import annotations
 
@@ -87,8 +88,6 @@ def test_a_worker_killed_mid_batch_resumes_without_applying_any_event_twice(
         assert stock.on_hand == EVENTS_PER_SKU
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("engine", ["postgres"], indirect=True)
 def test_a_standby_worker_takes_over_when_the_active_one_dies(
     shop: Shop, settings: Settings
 ) -> None:
