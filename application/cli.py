@@ -28,9 +28,10 @@ from rich.text import Text
 
 from application.audit_cli import add_audit_query_parsers
 from application.chain import SERVICE_CLASSES, verify_chains
-from application.cli_options import add_storage_options, settings_from
+from application.cli_options import add_storage_options, positive_int, settings_from
 from application.config import (
     PAYMENT_TIMEOUT_VARIABLE,
+    Batching,
     ConfigurationError,
     FaultPolicy,
     Settings,
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="when a handler keeps failing on an event: halt before it, or park "
         "it as a dead letter and go on (default: stop for process managers, "
         "park for read models)",
+    )
+    worker.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="the most events a subscriber handles in one transaction while it "
+        f"catches up (default {Batching().max_events})",
     )
     worker.set_defaults(handler=worker_command)
 
@@ -267,6 +274,10 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
                 **settings.fault_policies,
                 **dict.fromkeys(args.names, policy),
             },
+        )
+    if args.batch_size is not None:
+        settings = replace(
+            settings, batching=replace(settings.batching, max_events=args.batch_size)
         )
     stopping = threading.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

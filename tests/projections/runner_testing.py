@@ -20,9 +20,11 @@ from projections.stock import StockLevels
 from projections.store import ViewStore
 
 
-def start_worker(settings: Settings, name: str) -> subprocess.Popen[bytes]:
-    """``eventshop worker NAME`` in a child process on the same store."""
-    command = [sys.executable, "-m", "application.cli", "worker", name]
+def start_worker(
+    settings: Settings, name: str, *options: str
+) -> subprocess.Popen[bytes]:
+    """``eventshop worker NAME [OPTIONS]`` in a child process on the same store."""
+    command = [sys.executable, "-m", "application.cli", "worker", name, *options]
     command += ["--database-url", settings.database_url()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("EVENTSHOP_DATABASE_URL", None)

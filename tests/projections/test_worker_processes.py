@@ -62,8 +62,9 @@ def test_a_worker_killed_mid_batch_resumes_without_applying_any_event_twice(
     head = shop.inventory.log_head()
     assert head == len(SKUS) * (EVENTS_PER_SKU + 1)
 
-    # when a worker is killed (SIGKILL) while it is catching up
-    worker = start_worker(settings, "stock")
+    # when a worker is killed (SIGKILL) while it is catching up, in batches
+    # small enough that the kill lands before the end of the log
+    worker = start_worker(settings, "stock", "--batch-size", "50")
     try:
         eventually(lambda: stock_position(shop) > 0, 60, "the worker's first batch")
         worker.kill()
