@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import psycopg
@@ -131,8 +131,6 @@ def private_postgres() -> Iterator[PrivateCluster]:
         cluster.wait_up()
         yield cluster
     finally:
-        try:
+        with suppress(subprocess.CalledProcessError):  # already stopped by the test
             cluster.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped by the test
         shutil.rmtree(root, ignore_errors=True)
