@@ -133,3 +133,22 @@ def shop(settings: Settings) -> Iterator[Shop]:
     not wait for idle runners."""
     with Shop(settings=settings, subscribers="workers") as opened:
         yield opened
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="also run the long variants of the fault tests (marked 'long')",
+    )
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if config.getoption("--long"):
+        return
+    skip_long = pytest.mark.skip(reason="a long variant: run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip_long)
