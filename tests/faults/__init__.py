@@ -1,0 +1,1 @@
+"""Fault tests: database restarts and outages, SIGKILLed workers, hostile input."""
