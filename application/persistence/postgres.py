@@ -3,6 +3,7 @@ schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -39,6 +40,23 @@ log = logging.getLogger(__name__)
 SCHEMA_LOCK_KEY = 0x6576_7368_6F70  # "evshop"
 
 REFUSE_CHANGE_FUNCTION = "eventshop_refuse_change"
+
+
+def _trigger_name(table_name: str, purpose: str) -> str:
+    """A trigger name that stays distinct after PostgreSQL cuts identifiers to
+    63 bytes: with the table's whole name in it, a long one would cut both
+    triggers to the same name, and the second would silently replace the
+    first. A hash of the table name keeps it short and unique per table."""
+    digest = hashlib.sha256(table_name.encode()).hexdigest()[:16]
+    return f"eventshop_{purpose}_{digest}"
+
+
+def append_only_trigger_name(table_name: str) -> str:
+    return _trigger_name(table_name, "append_only")
+
+
+def no_truncate_trigger_name(table_name: str) -> str:
+    return _trigger_name(table_name, "no_truncate")
 
 
 @contextmanager
@@ -246,7 +264,7 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
                 "BEFORE UPDATE OR DELETE ON {schema}.{table} "
                 "FOR EACH ROW EXECUTE FUNCTION {schema}.{function}()"
             ).format(
-                trigger=Identifier(f"{self.events_table_name}_append_only"),
+                trigger=Identifier(append_only_trigger_name(self.events_table_name)),
                 schema=schema,
                 table=table,
                 function=function,
@@ -256,7 +274,7 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
                 "BEFORE TRUNCATE ON {schema}.{table} "
                 "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{function}()"
             ).format(
-                trigger=Identifier(f"{self.events_table_name}_no_truncate"),
+                trigger=Identifier(no_truncate_trigger_name(self.events_table_name)),
                 schema=schema,
                 table=table,
                 function=function,
