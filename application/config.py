@@ -266,6 +266,18 @@ class Settings:
             f"?schema={pg.schema}"
         )
 
+    def child_environment(self) -> dict[str, str]:
+        """Environment variables that give a child process (an ``eventshop
+        worker``) these settings. Pass them by environment, never on its
+        command line: anyone on the machine can read a command line (``ps``),
+        and the URL holds the password."""
+        return {
+            DATABASE_URL_VARIABLE: self.database_url(),
+            PAYMENT_TIMEOUT_VARIABLE: str(self.payment_timeout.total_seconds()),
+            COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
+            CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
+        }
+
     def fault_policy(self, subscriber: str, *, process_manager: bool) -> FaultPolicy:
         """How the subscriber named ``subscriber`` handles a handler that raises."""
         default = (
