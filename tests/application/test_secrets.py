@@ -3,6 +3,7 @@ the machine reads those with ``ps``), not in a printed URL, error or repr."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,7 @@ class RecordedProcess:
 @pytest.fixture
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[RecordedProcess]:
     RecordedProcess.started = []
-    monkeypatch.setattr(cli.subprocess, "Popen", RecordedProcess)
-    monkeypatch.setattr(processes.subprocess, "Popen", RecordedProcess)
+    monkeypatch.setattr(subprocess, "Popen", RecordedProcess)
     return RecordedProcess.started
 
 
