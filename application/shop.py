@@ -67,6 +67,11 @@ class Shop:
     fires them every ``settings.deadline_tick_seconds``; tests inject a clock
     and call ``shop.payment_deadlines.fire_due()`` themselves).
 
+    ``command_timeout_seconds`` (default ``settings.command_timeout_seconds``,
+    10 s, or ``$EVENTSHOP_COMMAND_TIMEOUT_SECONDS``) bounds every command: it
+    returns, or raises a ``StorageUnavailableError`` saying whether it may have
+    been applied (see ``was_applied``).
+
     ``fault_policies`` says, per subscriber name, what it does when a handler
     keeps failing (see ``FaultPolicy``); ``shop.dead_letters`` lists, retries
     and discards the events parked.
@@ -81,8 +86,13 @@ class Shop:
         subscribers: Literal["embedded", "threads", "workers"] = "embedded",
         clock: Clock = system_clock,
         fault_policies: Mapping[str, FaultPolicy] | None = None,
+        command_timeout_seconds: float | None = None,
     ) -> None:
         self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        if command_timeout_seconds is not None:
+            self.settings = replace(
+                self.settings, command_timeout_seconds=command_timeout_seconds
+            )
         if fault_policies:
             self.settings = replace(
                 self.settings,

@@ -12,7 +12,12 @@ from dataclasses import replace
 import pytest
 
 from application import Shop
-from application.config import CONNECT_TIMEOUT_VARIABLE, Settings
+from application.config import (
+    COMMAND_TIMEOUT_VARIABLE,
+    CONNECT_TIMEOUT_VARIABLE,
+    ConfigurationError,
+    Settings,
+)
 from domain.errors import DatabaseConnectionError, ShopError
 from tests.conftest import POSTGRES_URL, require_postgres
 
@@ -134,7 +139,19 @@ def test_server_that_never_answers(silent_server: int) -> None:
     assert took < CONNECT_TIMEOUT + SLACK
 
 
-def test_connect_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeouts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.from_url(POSTGRES_URL).connect_timeout_seconds == 5.0
+    assert Settings.from_url(POSTGRES_URL).command_timeout_seconds == 10.0
     monkeypatch.setenv(CONNECT_TIMEOUT_VARIABLE, "3.5")
+    monkeypatch.setenv(COMMAND_TIMEOUT_VARIABLE, "7")
     assert Settings.from_url(POSTGRES_URL).connect_timeout_seconds == 3.5
-    assert Settings.from_url().connect_timeout_seconds == 3.5
+    assert Settings.from_url().command_timeout_seconds == 7.0
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1"])
+def test_a_timeout_that_is_no_time_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(COMMAND_TIMEOUT_VARIABLE, value)
+    with pytest.raises(ConfigurationError, match=COMMAND_TIMEOUT_VARIABLE):
+        Settings.from_url(POSTGRES_URL)

@@ -47,12 +47,12 @@ def shop(cluster: PrivateCluster) -> Iterator[Shop]:
     if not cluster.is_up():
         cluster.start()
         cluster.wait_up()
-    settings = replace(
-        Settings.from_url(cluster.url),
+    settings = replace(Settings.from_url(cluster.url), connect_timeout_seconds=2.0)
+    with Shop(
+        settings=settings,
+        subscribers="workers",
         command_timeout_seconds=COMMAND_TIMEOUT,
-        connect_timeout_seconds=2.0,
-    )
-    with Shop(settings=settings, subscribers="workers") as opened:
+    ) as opened:
         yield opened
     if not cluster.is_up():
         cluster.start()
