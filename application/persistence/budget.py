@@ -40,3 +40,9 @@ def remaining(default: float) -> float:
 
 def has_budget() -> bool:
     return _deadline.get() is not None
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row to reach the
+    database: short at first (a restart takes about a second), at most one."""
+    return min(0.05 * 2.0**failures, 1.0)

@@ -31,11 +31,10 @@ from psycopg.rows import DictRow
 
 from application.config import redact
 from application.persistence import DatabaseUnreachableError
-from application.persistence.budget import remaining
+from application.persistence.budget import backoff, remaining
 
 # How long to wait for the pool before looking at why it has nothing.
 POOL_WAIT_SLICE_SECONDS = 0.5
-MAX_BACKOFF_SECONDS = 1.0
 
 # The server answered but will not take connections just now.
 _NOT_YET = re.compile(
@@ -200,7 +199,7 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             left = ends - time.monotonic()
             if left <= 0:
                 raise self._unreachable(reason, started, refused=False)
-            time.sleep(min(left, 0.05 * 2.0**failures, MAX_BACKOFF_SECONDS))
+            time.sleep(min(left, backoff(failures)))
 
     def _connect_directly(self, seconds: float) -> Connection[DictRow]:
         kwargs = self.pool.kwargs

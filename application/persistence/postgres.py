@@ -43,7 +43,7 @@ from application.persistence import (
     PositionMovedError,
     WriteOutcomeUnknownError,
 )
-from application.persistence.budget import has_budget, remaining
+from application.persistence.budget import backoff, has_budget, remaining
 from application.persistence.connections import (
     BudgetedDatastore,
     is_refusal,
@@ -209,10 +209,6 @@ def _undecorated(method: Callable[..., T]) -> Callable[..., T]:
     return functools.partial(wrapped, method.__self__)  # type: ignore[attr-defined]
 
 
-def _backoff(failures: int) -> float:
-    return min(0.05 * 2.0**failures, 1.0)
-
-
 def _within_budget(read: Callable[[], T]) -> T:
     """``read()``, retried while the database is away, for as long as the
     current budget lasts; a refusal is not retried."""
@@ -227,7 +223,7 @@ def _within_budget(read: Callable[[], T]) -> T:
             left = remaining(0.0)
             if left <= 0:
                 raise
-            time.sleep(min(left, _backoff(failures)))
+            time.sleep(min(left, backoff(failures)))
 
 
 class ListenHub:
@@ -438,7 +434,7 @@ class _RecognisesOwnWrites(es_postgres.PostgresApplicationRecorder):
                         ) from error
                     raise
                 log.warning("write lost its connection, retrying: %s", error)
-                time.sleep(min(left, _backoff(failures)))
+                time.sleep(min(left, backoff(failures)))
 
     def stored_already(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
         """The positions of ``stored_events`` if exactly they are stored;
