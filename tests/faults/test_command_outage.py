@@ -250,3 +250,81 @@ def registered_sku(shop: Shop) -> str:
     shop.register_product(sku, "Tea", "4.50")
     shop.receive_stock(sku, 50)
     return sku
+
+
+def shop_through_an_outage(
+    shop: Shop, cluster: PrivateCluster, outage_seconds: float, clients: int = 4
+) -> None:
+    """Customers keep shopping while the database is stopped for
+    ``outage_seconds``: every command returns or fails within its time with a
+    typed error, and afterwards every checkout that returned is stored exactly
+    once, and every unknown outcome is told exactly by ``was_applied``."""
+    sku = registered_sku(shop)
+    shop.receive_stock(sku, 10_000)
+    done = threading.Event()
+    checked_out: list[UUID] = []
+    unknown: list[CommandOutcomeUnknownError] = []
+    slowest = [0.0]
+    unexpected: list[BaseException] = []
+
+    def timed(command: Callable[..., Any], *args: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return command(*args)
+        finally:
+            slowest[0] = max(slowest[0], time.monotonic() - started)
+
+    def customer(number: int) -> None:
+        while not done.is_set():
+            try:
+                cart_id = timed(shop.open_cart, f"customer-{number}")
+                timed(shop.add_to_cart, cart_id, sku, 1)
+                timed(shop.checkout, cart_id)
+                checked_out.append(cart_id)
+            except CommandOutcomeUnknownError as error:
+                unknown.append(error)
+            except DatabaseUnavailableError:
+                time.sleep(0.05)
+            except BaseException as error:  # anything else: reported below
+                unexpected.append(error)
+                return
+
+    threads = [
+        threading.Thread(target=customer, args=(number,)) for number in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        cluster.stop()
+        time.sleep(outage_seconds)
+        cluster.start()
+        time.sleep(2.0)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+
+    assert unexpected == []
+    assert slowest[0] <= COMMAND_TIMEOUT + SLACK
+    assert checked_out, "nobody got through before or after the outage"
+    for cart_id in checked_out:
+        assert stored_versions(cluster, "carts_events", cart_id) == [1, 2, 3]
+    for error in unknown:
+        (cart_id,) = error.aggregate_ids
+        versions = stored_versions(cluster, "carts_events", cart_id)
+        written = [version for _, version, _, _ in error.written]
+        assert shop.was_applied(error) == (versions[-len(written) :] == written)
+
+
+def test_customers_keep_shopping_through_a_short_outage(
+    shop: Shop, cluster: PrivateCluster
+) -> None:
+    shop_through_an_outage(shop, cluster, outage_seconds=4.0)
+
+
+@pytest.mark.long
+def test_customers_keep_shopping_through_a_20_second_outage(
+    shop: Shop, cluster: PrivateCluster
+) -> None:
+    shop_through_an_outage(shop, cluster, outage_seconds=20.0, clients=8)
