@@ -35,6 +35,7 @@ from application.persistence.budget import backoff, remaining
 
 # How long to wait for the pool before looking at why it has nothing.
 POOL_WAIT_SLICE_SECONDS = 0.5
+FULL_POOL_WAIT_SECONDS = 1.5
 
 # The server answered but will not take connections just now.
 _NOT_YET = re.compile(
@@ -87,6 +88,8 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         super().__init__(*args, **kwargs)
         self.connect_timeout_seconds = connect_timeout_seconds
         self.command_timeout_seconds = command_timeout_seconds
+        # Connections were lost lately, so the pool's may all be dead.
+        self._troubled = False
         params = self.pool.kwargs
         assert isinstance(params, dict)
         params.update(
@@ -160,6 +163,8 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
                     psycopg.types.composite.register_composite(info, conn)
             yield conn
         except psycopg.Error as error:
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                self._troubled = True
             for psycopg_class, library_class in _TRANSLATIONS:
                 if isinstance(error, psycopg_class):
                     raise library_class(str(error)) from error
@@ -181,17 +186,21 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         while True:
             left = ends - time.monotonic()
             try:
-                return self.pool.getconn(
+                conn = self.pool.getconn(
                     timeout=max(0.01, min(left, POOL_WAIT_SLICE_SECONDS))
-                ), True
+                )
             except psycopg_pool.PoolTimeout:
                 pass
-            stats = self.pool.get_stats()
-            # A full pool is busy, not broken: wait for a connection to come back.
-            if stats["pool_size"] < self.pool.max_size and ends > time.monotonic():
+            else:
+                self._troubled = False
+                return conn, True
+            if ends > time.monotonic() and self._may_connect_directly(
+                waited=time.monotonic() - started
+            ):
                 try:
                     return self._connect_directly(ends - time.monotonic()), False
                 except psycopg.OperationalError as error:
+                    self._troubled = True
                     reason = server_reason(error, self._password)
                     if is_refusal(error):
                         raise self._unreachable(reason, started, refused=True) from None
@@ -200,6 +209,14 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             if left <= 0:
                 raise self._unreachable(reason, started, refused=False)
             time.sleep(min(left, backoff(failures)))
+
+    def _may_connect_directly(self, waited: float) -> bool:
+        """Whether to stop waiting for the pool. One short of connections
+        cannot make them; a full one is busy, so it gets a while, unless
+        connections were lost lately: then it counts the ones it is still
+        trying to remake (after a restart, with a growing backoff)."""
+        full = self.pool.get_stats()["pool_size"] >= self.pool.max_size
+        return not full or self._troubled or waited >= FULL_POOL_WAIT_SECONDS
 
     def _connect_directly(self, seconds: float) -> Connection[DictRow]:
         kwargs = self.pool.kwargs
