@@ -140,6 +140,8 @@ def test_server_that_never_answers(silent_server: int) -> None:
 
 
 def test_timeouts_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CONNECT_TIMEOUT_VARIABLE, raising=False)
+    monkeypatch.delenv(COMMAND_TIMEOUT_VARIABLE, raising=False)
     assert Settings.from_url(POSTGRES_URL).connect_timeout_seconds == 5.0
     assert Settings.from_url(POSTGRES_URL).command_timeout_seconds == 10.0
     monkeypatch.setenv(CONNECT_TIMEOUT_VARIABLE, "3.5")
