@@ -30,7 +30,6 @@ from application.audit_cli import add_audit_query_parsers
 from application.chain import SERVICE_CLASSES, verify_chains
 from application.cli_options import add_storage_options, positive_int, settings_from
 from application.config import (
-    PAYMENT_TIMEOUT_VARIABLE,
     Batching,
     ConfigurationError,
     FaultPolicy,
@@ -166,11 +165,8 @@ def demo_command(args: argparse.Namespace, console: Console) -> int:
 @contextlib.contextmanager
 def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
     """One ``eventshop worker`` process per subscriber, for the demo's duration."""
-    storage = ["--database-url", settings.database_url()]
-    env = {
-        **os.environ,
-        PAYMENT_TIMEOUT_VARIABLE: str(settings.payment_timeout.total_seconds()),
-    }
+    # The storage settings (with the password) by environment, not argv.
+    env = {**os.environ, **settings.child_environment()}
     # Three worker processes (process managers, read models, audit index), not
     # one per subscriber: each opens its own connections, and PostgreSQL allows
     # 100 in all by default.
@@ -187,7 +183,7 @@ def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
     names = [name for members in groups.values() for name in members]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "application.cli", "worker", *members, *storage],
+            [sys.executable, "-m", "application.cli", "worker", *members],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -13,6 +13,7 @@ eventsourcing environment and never looks at the URL itself.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +26,10 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
 DATA_DIR_VARIABLE = "EVENTSHOP_DATA_DIR"
 PAYMENT_TIMEOUT_VARIABLE = "EVENTSHOP_PAYMENT_TIMEOUT_SECONDS"
+COMMAND_TIMEOUT_VARIABLE = "EVENTSHOP_COMMAND_TIMEOUT_SECONDS"
+CONNECT_TIMEOUT_VARIABLE = "EVENTSHOP_CONNECT_TIMEOUT_SECONDS"
+DEFAULT_COMMAND_TIMEOUT_SECONDS = 10.0
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_DATA_DIR = Path("eventshop-data")
 
 _SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -41,7 +46,8 @@ class PostgresLocation:
     host: str
     port: int
     user: str
-    password: str
+    # Never in a repr: settings are printed and logged.
+    password: str = field(repr=False)
     dbname: str
     schema: str = "public"
 
@@ -150,7 +156,12 @@ class Settings:
     payment_timeout: timedelta = timedelta(minutes=30)
     # How often the payment-deadline ticker looks for deadlines that passed.
     deadline_tick_seconds: float = 1.0
-    extra_env: dict[str, str] = field(default_factory=dict)
+    # A command either returns or raises within this many seconds, also while
+    # the database is unreachable (it keeps retrying until then).
+    command_timeout_seconds: float = DEFAULT_COMMAND_TIMEOUT_SECONDS
+    # How long one attempt to connect may take (and starting a shop at all).
+    connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
+    extra_env: dict[str, str] = field(default_factory=dict, repr=False)
     batching: Batching = Batching()
     process_manager_fault_policy: FaultPolicy = PROCESS_MANAGER_FAULT_POLICY
     read_model_fault_policy: FaultPolicy = READ_MODEL_FAULT_POLICY
@@ -169,10 +180,24 @@ class Settings:
         A ``data_dir`` without a URL means SQLite in that folder, whatever the
         environment says."""
         settings = cls._storage(database_url, data_dir)
-        payment_timeout = _payment_timeout_from_environment()
+        payment_timeout = _seconds_from_environment(PAYMENT_TIMEOUT_VARIABLE)
         if payment_timeout is not None:
-            settings = replace(settings, payment_timeout=payment_timeout)
+            settings = replace(
+                settings, payment_timeout=timedelta(seconds=payment_timeout)
+            )
+        command_timeout = _seconds_from_environment(COMMAND_TIMEOUT_VARIABLE)
+        if command_timeout is not None:
+            settings = replace(settings, command_timeout_seconds=command_timeout)
+        connect_timeout = _seconds_from_environment(CONNECT_TIMEOUT_VARIABLE)
+        if connect_timeout is not None:
+            settings = replace(settings, connect_timeout_seconds=connect_timeout)
         return settings
+
+    def __post_init__(self) -> None:
+        for name in ("command_timeout_seconds", "connect_timeout_seconds"):
+            seconds = getattr(self, name)
+            if not 0 < seconds < 10**6:
+                raise ConfigurationError(f"{name} must be positive, not {seconds!r}")
 
     @classmethod
     def _storage(
@@ -188,7 +213,8 @@ class Settings:
         if url.startswith(("postgresql:", "postgres:")):
             return cls(engine="postgres", postgres=_postgres_location(url))
         raise ConfigurationError(
-            f"unsupported database URL {url!r}: use sqlite:///folder or postgresql://..."
+            f"unsupported database URL {redact(url)!r}: "
+            "use sqlite:///folder or postgresql://..."
         )
 
     def service_env(self, service_name: str) -> dict[str, str]:
@@ -216,6 +242,12 @@ class Settings:
                 POSTGRES_MAX_OVERFLOW=str(self.pool_max_overflow),
                 POSTGRES_LOCK_TIMEOUT=str(self.lock_timeout_seconds),
                 POSTGRES_PRE_PING="y",
+                # The library's name for how long to wait for a pooled connection.
+                POSTGRES_CONNECT_TIMEOUT=str(math.ceil(self.connect_timeout_seconds)),
+                **{
+                    CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
+                    COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
+                },
             )
         env.update(self.extra_env)
         return env
@@ -233,6 +265,18 @@ class Settings:
             f"postgresql://{credentials}@{pg.host}:{pg.port}/{quote(pg.dbname)}"
             f"?schema={pg.schema}"
         )
+
+    def child_environment(self) -> dict[str, str]:
+        """Environment variables that give a child process (an ``eventshop
+        worker``) these settings. Pass them by environment, never on its
+        command line: anyone on the machine can read a command line (``ps``),
+        and the URL holds the password."""
+        return {
+            DATABASE_URL_VARIABLE: self.database_url(),
+            PAYMENT_TIMEOUT_VARIABLE: str(self.payment_timeout.total_seconds()),
+            COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
+            CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
+        }
 
     def fault_policy(self, subscriber: str, *, process_manager: bool) -> FaultPolicy:
         """How the subscriber named ``subscriber`` handles a handler that raises."""
@@ -260,21 +304,21 @@ _PERSISTENCE_MODULES: dict[Engine, str] = {
 }
 
 
-def _payment_timeout_from_environment() -> timedelta | None:
-    """``EVENTSHOP_PAYMENT_TIMEOUT_SECONDS`` (so worker processes can share a
-    shop's timing without code)."""
-    raw = os.environ.get(PAYMENT_TIMEOUT_VARIABLE)
+def _seconds_from_environment(variable: str) -> float | None:
+    """A positive number of seconds from the environment (so worker processes
+    can share a shop's timing without code)."""
+    raw = os.environ.get(variable)
     if not raw:
         return None
     try:
         seconds = float(raw)
     except ValueError:
         raise ConfigurationError(
-            f"{PAYMENT_TIMEOUT_VARIABLE}={raw!r} is not a number of seconds"
+            f"{variable}={raw!r} is not a number of seconds"
         ) from None
     if not 0 < seconds < 10**9:
-        raise ConfigurationError(f"{PAYMENT_TIMEOUT_VARIABLE} must be positive")
-    return timedelta(seconds=seconds)
+        raise ConfigurationError(f"{variable} must be positive")
+    return seconds
 
 
 def _sqlite_dir(url: str, data_dir: str | Path | None) -> Path:
@@ -293,7 +337,7 @@ def _postgres_location(url: str) -> PostgresLocation:
     parts = urlsplit(url)
     dbname = unquote(parts.path.lstrip("/"))
     if not dbname:
-        raise ConfigurationError(f"{_redacted(url)} names no database")
+        raise ConfigurationError(f"{redact(url)} names no database")
     # keep_blank_values: "?schema=" is a mistake to report, not a request for public.
     query = parse_qs(parts.query, keep_blank_values=True)
     schema = query.get("schema", ["public"])[-1]
@@ -302,7 +346,7 @@ def _postgres_location(url: str) -> PostgresLocation:
     try:
         port = parts.port or 5432
     except ValueError:
-        raise ConfigurationError(f"{_redacted(url)} has a bad port") from None
+        raise ConfigurationError(f"{redact(url)} has a bad port") from None
     return PostgresLocation(
         host=parts.hostname or "127.0.0.1",
         port=port,
@@ -313,8 +357,19 @@ def _postgres_location(url: str) -> PostgresLocation:
     )
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+_CONNINFO_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+REDACTED = "***"
+
+
+def redact(text: str, *secrets: str) -> str:
+    """``text`` with every password hidden: in URLs (``scheme://user:***@``),
+    in libpq connection strings (``password=***``) and wherever one of
+    ``secrets`` appears, so that nothing eventshop shows (errors, status,
+    logs, reprs) gives a password away."""
+    text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", text)
+    text = _CONNINFO_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text

@@ -7,8 +7,8 @@ changes something is one command on one aggregate, retried if it loses a race.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -23,9 +23,12 @@ from application.deadlines import Clock, PaymentDeadlineTicker, system_clock
 from application.dto import CartView, OrderView, StockView
 from application.hosting import Subscribers, open_view_store
 from application.metadata import EventMetadata, acting_as
+from application.persistence.budget import time_budget
 from application.queries import ShopQueries
 from application.rebuilding import rebuild_projection
 from application.services import Carts, Inventory, Orders
+from application.services.storage import storage_errors
+from domain.errors import CommandOutcomeUnknownError
 from domain.values import parse_id, parse_text
 from projections.rebuild import ProgressCallback, RebuildMode, RebuildReport
 
@@ -64,6 +67,11 @@ class Shop:
     fires them every ``settings.deadline_tick_seconds``; tests inject a clock
     and call ``shop.payment_deadlines.fire_due()`` themselves).
 
+    ``command_timeout_seconds`` (default ``settings.command_timeout_seconds``,
+    10 s, or ``$EVENTSHOP_COMMAND_TIMEOUT_SECONDS``) bounds every command: it
+    returns, or raises a ``StorageUnavailableError`` saying whether it may have
+    been applied (see ``was_applied``).
+
     ``fault_policies`` says, per subscriber name, what it does when a handler
     keeps failing (see ``FaultPolicy``); ``shop.dead_letters`` lists, retries
     and discards the events parked.
@@ -78,8 +86,13 @@ class Shop:
         subscribers: Literal["embedded", "threads", "workers"] = "embedded",
         clock: Clock = system_clock,
         fault_policies: Mapping[str, FaultPolicy] | None = None,
+        command_timeout_seconds: float | None = None,
     ) -> None:
         self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        if command_timeout_seconds is not None:
+            self.settings = replace(
+                self.settings, command_timeout_seconds=command_timeout_seconds
+            )
         if fault_policies:
             self.settings = replace(
                 self.settings,
@@ -115,27 +128,28 @@ class Shop:
     def register_product(
         self, sku: str, name: str, price: Decimal | int | str, **action: Unpack[Action]
     ) -> str:
-        with acting_as(**action):
+        with self._command(action):
             self.inventory.register_product(sku, name, price)
         return sku
 
     def receive_stock(self, sku: str, quantity: int, **action: Unpack[Action]) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.inventory.receive_stock(sku, quantity)
 
     def adjust_stock(
         self, sku: str, counted: int, reason: str, **action: Unpack[Action]
     ) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.inventory.adjust_stock(sku, counted, reason)
 
     def get_stock(self, sku: str) -> StockView:
-        return self.inventory.get_stock(sku)
+        with self._command({}):
+            return self.inventory.get_stock(sku)
 
     # -- carts ---------------------------------------------------------------
 
     def open_cart(self, customer_id: str, **action: Unpack[Action]) -> UUID:
-        with acting_as(**action):
+        with self._command(action):
             return self.carts.open_cart(customer_id)
 
     def add_to_cart(
@@ -143,42 +157,43 @@ class Shop:
     ) -> None:
         """Adds units of a registered product at its current price."""
         cart = parse_id(cart_id, "cart_id")
-        price = self.inventory.get_stock(sku).price
-        with acting_as(**action):
+        with self._command(action):
+            price = self.inventory.get_stock(sku).price
             self.carts.add_item(cart, sku, quantity, price)
 
     def change_quantity(
         self, cart_id: UUID | str, sku: str, quantity: int, **action: Unpack[Action]
     ) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.carts.change_quantity(parse_id(cart_id, "cart_id"), sku, quantity)
 
     def remove_from_cart(
         self, cart_id: UUID | str, sku: str, **action: Unpack[Action]
     ) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.carts.remove_item(parse_id(cart_id, "cart_id"), sku)
 
     def abandon_cart(self, cart_id: UUID | str, **action: Unpack[Action]) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.carts.abandon(parse_id(cart_id, "cart_id"))
 
     def checkout(self, cart_id: UUID | str, **action: Unpack[Action]) -> UUID:
         """Checks the cart out and returns the id its order has (or will have)."""
-        with acting_as(**action):
+        with self._command(action):
             return self.carts.check_out(parse_id(cart_id, "cart_id"))
 
     def get_cart(self, cart_id: UUID | str) -> CartView:
-        return self.carts.get_cart(parse_id(cart_id, "cart_id"))
+        with self._command({}):
+            return self.carts.get_cart(parse_id(cart_id, "cart_id"))
 
     # -- orders --------------------------------------------------------------
 
     def pay_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.orders.pay(parse_id(order_id, "order_id"))
 
     def ship_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
-        with acting_as(**action):
+        with self._command(action):
             self.orders.ship(parse_id(order_id, "order_id"))
 
     def cancel_order(
@@ -188,8 +203,28 @@ class Shop:
         **action: Unpack[Action],
     ) -> None:
         order = parse_id(order_id, "order_id")
-        with acting_as(**action):
+        with self._command(action):
             self.orders.cancel(order, parse_text(reason, "reason"))
+
+    @contextmanager
+    def _command(self, action: Action) -> Iterator[None]:
+        """One command: its audit metadata, its time, and database trouble
+        told as a ``StorageUnavailableError``."""
+        seconds = self.settings.command_timeout_seconds
+        with storage_errors(seconds), time_budget(seconds), acting_as(**action):
+            yield
+
+    def was_applied(self, error: CommandOutcomeUnknownError) -> bool:
+        """Whether the write of a command that ended in ``error`` is stored,
+        compared byte for byte with what it sent. If not, nothing of it is,
+        and running the command again is safe; if so, it must not be run
+        again. Raises a ``StorageUnavailableError`` while the database is
+        still away."""
+        with self._command({}):
+            for service in self._services:
+                if service.holds_write(error.written):
+                    return True
+        return False
 
     def acting_as(
         self, actor: str | None = None, correlation_id: UUID | None = None
@@ -200,7 +235,8 @@ class Shop:
         return acting_as(actor, correlation_id)
 
     def get_order(self, order_id: UUID | str) -> OrderView:
-        return self.orders.get_order(parse_id(order_id, "order_id"))
+        with self._command({}):
+            return self.orders.get_order(parse_id(order_id, "order_id"))
 
     # -- housekeeping --------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
 import queue
 import signal
 import subprocess
@@ -18,12 +19,13 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from application.config import DATABASE_URL_VARIABLE
 from bench.results import WorkloadError
 
 R = TypeVar("R")
@@ -145,7 +147,12 @@ class MeasuredChild:
     its peak resident memory is its own (see that module), with its output
     in ``log``."""
 
-    def __init__(self, arguments: Sequence[str], log: Path) -> None:
+    def __init__(
+        self,
+        arguments: Sequence[str],
+        log: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.arguments = list(arguments)
         self.log = log
         self.report = log.with_suffix(".rusage.json")
@@ -162,6 +169,7 @@ class MeasuredChild:
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                env=None if env is None else {**os.environ, **env},
             )
 
     def output(self) -> str:
@@ -219,9 +227,9 @@ class WorkerProcesses:
         for group in self.groups:
             log = self.logs / f"worker-{time.monotonic_ns()}-{'-'.join(group)}.log"
             arguments = ["-m", "application.cli", "worker", *group]
-            self.children.append(
-                MeasuredChild([*arguments, "--database-url", self.database_url], log)
-            )
+            # By environment: a command line is anyone's to read, with its password.
+            storage = {DATABASE_URL_VARIABLE: self.database_url}
+            self.children.append(MeasuredChild(arguments, log, env=storage))
 
     def check(self) -> None:
         """Raises if a worker has exited while it should be running."""

@@ -248,3 +248,86 @@ class DeadLetterRetryFailedError(ShopError):
         self.dead_letter_id = dead_letter_id
         self.error = error
         super().__init__(f"retry of dead letter {dead_letter_id} failed: {error}")
+
+
+# -- the database unreachable or lost --------------------------------------------
+
+
+class StorageUnavailableError(ShopError):
+    """The store could not be used within the command's time; says whether the
+    command may have been applied all the same."""
+
+    may_have_been_applied: bool = False
+
+
+class DatabaseUnavailableError(StorageUnavailableError):
+    """The database could not be reached before the command's time ran out;
+    nothing of the command was sent, so nothing was written."""
+
+    may_have_been_applied = False
+
+    def __init__(self, seconds: float, reason: str) -> None:
+        self.seconds = seconds
+        self.reason = reason
+        super().__init__(
+            f"database unavailable for {seconds:.1f} s, nothing was written: {reason}"
+        )
+
+
+class DatabaseConnectionError(DatabaseUnavailableError):
+    """Connecting to the database failed: it is unreachable, misnamed, or
+    refuses the user; nothing was written."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        dbname: str,
+        user: str,
+        reason: str,
+        *,
+        seconds: float = 0.0,
+        refused: bool = False,
+    ) -> None:
+        # refused: the server answered and will not take us (misnamed database,
+        # unknown user, wrong password); else it could not be reached at all.
+        self.refused = refused
+        self.host = host
+        self.port = port
+        self.dbname = dbname
+        self.user = user
+        self.reason = reason
+        self.seconds = seconds
+        # ShopError's own init: the message of DatabaseUnavailableError is not ours.
+        ShopError.__init__(
+            self,
+            f"cannot connect to PostgreSQL database {dbname!r} at {host}:{port} "
+            f"as {user!r}: {reason}",
+        )
+
+
+class CommandOutcomeUnknownError(StorageUnavailableError):
+    """The connection was lost after the command's write was sent and before
+    the database confirmed it, and the database did not come back within the
+    command's time to say whether it was stored. Running the same command again
+    is safe once it is back: see ``Shop.was_applied``."""
+
+    may_have_been_applied = True
+
+    def __init__(
+        self,
+        written: Iterable[tuple[UUID, int, str, bytes]],
+        seconds: float,
+        reason: str,
+    ) -> None:
+        # What the command sent, as (aggregate id, version, topic, state): enough
+        # to tell later, exactly, whether it was stored.
+        self.written = tuple(written)
+        self.aggregate_ids = tuple(dict.fromkeys(w[0] for w in self.written))
+        self.seconds = seconds
+        self.reason = reason
+        ids = ", ".join(str(aggregate_id) for aggregate_id in self.aggregate_ids)
+        super().__init__(
+            f"the write to {ids} may have been applied: the database went away "
+            f"before confirming it and stayed away for {seconds:.1f} s ({reason})"
+        )

@@ -3,35 +3,57 @@ schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
     StoredEvent,
     Subscription,
     Tracking,
 )
+from eventsourcing.utils import Environment, EnvType
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from application.config import (
+    COMMAND_TIMEOUT_VARIABLE,
+    CONNECT_TIMEOUT_VARIABLE,
+    DEFAULT_COMMAND_TIMEOUT_SECONDS,
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+)
 from application.persistence import (
     APPEND_ONLY_MESSAGE,
     EXPECTED_POSITION,
+    DatabaseUnreachableError,
     PositionMovedError,
+    WriteOutcomeUnknownError,
+)
+from application.persistence.budget import backoff, has_budget, remaining
+from application.persistence.connections import (
+    BudgetedDatastore,
+    is_refusal,
+    server_reason,
 )
 from application.persistence.subscriptions import BatchingSubscription, Waker
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Key of the advisory lock held while any eventshop process creates tables,
 # types, functions or triggers. PostgreSQL DDL is not safe to run concurrently
@@ -39,6 +61,23 @@ log = logging.getLogger(__name__)
 SCHEMA_LOCK_KEY = 0x6576_7368_6F70  # "evshop"
 
 REFUSE_CHANGE_FUNCTION = "eventshop_refuse_change"
+
+
+def _trigger_name(table_name: str, purpose: str) -> str:
+    """A trigger name that stays distinct after PostgreSQL cuts identifiers to
+    63 bytes: with the table's whole name in it, a long one would cut both
+    triggers to the same name, and the second would silently replace the
+    first. A hash of the table name keeps it short and unique per table."""
+    digest = hashlib.sha256(table_name.encode()).hexdigest()[:16]
+    return f"eventshop_{purpose}_{digest}"
+
+
+def append_only_trigger_name(table_name: str) -> str:
+    return _trigger_name(table_name, "append_only")
+
+
+def no_truncate_trigger_name(table_name: str) -> str:
+    return _trigger_name(table_name, "no_truncate")
 
 
 @contextmanager
@@ -49,12 +88,33 @@ def schema_lock(datastore: es_postgres.PostgresDatastore) -> Iterator[None]:
     conninfo, kwargs = datastore.pool.conninfo, datastore.pool.kwargs
     assert isinstance(conninfo, str)
     assert isinstance(kwargs, dict)
-    with psycopg.connect(conninfo, autocommit=True, **kwargs) as conn:
+    try:
+        conn = psycopg.connect(conninfo, autocommit=True, **kwargs)
+    except psycopg.OperationalError as error:
+        raise _unreachable(datastore, error) from None
+    with conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
         try:
             yield
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
+def _unreachable(
+    datastore: es_postgres.PostgresDatastore, error: psycopg.OperationalError
+) -> DatabaseUnreachableError:
+    params = datastore.pool.kwargs
+    assert isinstance(params, dict)
+    location = (
+        str(params["host"]),
+        int(params["port"]),
+        str(params["dbname"]),
+        str(params["user"]),
+    )
+    reason = server_reason(error, str(params.get("password") or ""))
+    return DatabaseUnreachableError(
+        location, reason, seconds=0.0, refused=is_refusal(error)
+    )
 
 
 class _SerializedSchema(es_postgres.PostgresRecorder):
@@ -92,6 +152,25 @@ class _BulkReads(es_postgres.PostgresAggregateRecorder):
             "ORDER BY originator_version DESC LIMIT 1) AS latest"
         ).format(table=table, id_type=id_type)
 
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        select: Callable[..., Sequence[StoredEvent]] = super().select_events
+        if not has_budget():
+            return select(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        # Inside a command: retried only for what is left of its time, not
+        # the library's ten attempts of a whole connect timeout each.
+        once = _undecorated(select)
+        return _within_budget(
+            lambda: once(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        )
+
     def select_events_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
         if not versions:
             return []
@@ -120,6 +199,31 @@ class _BulkReads(es_postgres.PostgresAggregateRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+
+def _undecorated(method: Callable[..., T]) -> Callable[..., T]:
+    """A bound method of the library's without its retry decorator."""
+    wrapped = getattr(method, "__wrapped__", None)
+    if wrapped is None:
+        return method
+    return functools.partial(wrapped, method.__self__)  # type: ignore[attr-defined]
+
+
+def _within_budget(read: Callable[[], T]) -> T:
+    """``read()``, retried while the database is away, for as long as the
+    current budget lasts; a refusal is not retried."""
+    failures = 0
+    while True:
+        try:
+            return read()
+        except (OperationalError, InterfaceError) as error:
+            if isinstance(error, DatabaseUnreachableError) and error.refused:
+                raise
+            failures += 1
+            left = remaining(0.0)
+            if left <= 0:
+                raise
+            time.sleep(min(left, backoff(failures)))
 
 
 class ListenHub:
@@ -246,7 +350,7 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
                 "BEFORE UPDATE OR DELETE ON {schema}.{table} "
                 "FOR EACH ROW EXECUTE FUNCTION {schema}.{function}()"
             ).format(
-                trigger=Identifier(f"{self.events_table_name}_append_only"),
+                trigger=Identifier(append_only_trigger_name(self.events_table_name)),
                 schema=schema,
                 table=table,
                 function=function,
@@ -256,7 +360,7 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
                 "BEFORE TRUNCATE ON {schema}.{table} "
                 "FOR EACH STATEMENT EXECUTE FUNCTION {schema}.{function}()"
             ).format(
-                trigger=Identifier(f"{self.events_table_name}_no_truncate"),
+                trigger=Identifier(no_truncate_trigger_name(self.events_table_name)),
                 schema=schema,
                 table=table,
                 function=function,
@@ -267,10 +371,120 @@ class _AppendOnly(_SerializedSchema, es_postgres.PostgresApplicationRecorder):
         ]
 
 
+class _RecognisesOwnWrites(es_postgres.PostgresApplicationRecorder):
+    """A command's write that loses its connection is retried, within the
+    command's time, and never twice: the library retried it blindly, so a
+    write stored just before the connection went (its reply lost) came back
+    as a conflict with itself, and the command failed (``open_cart``) or ran
+    again on its own result (``checkout``: "cart is checked out").
+
+    After a lost connection, the stored events at the versions written are
+    compared, byte for byte, with the ones sent: all there means it was
+    stored (their positions are returned as if nothing had happened); none
+    means it was not, and it is sent again; another writer's event at one of
+    them is a plain conflict. The event bytes hold the event's time and its
+    metadata, so another command's events never match."""
+
+    def __init__(self, datastore: es_postgres.PostgresDatastore, **kwargs: str) -> None:
+        super().__init__(datastore, **kwargs)
+        table = SQL("{schema}.{table}").format(
+            schema=Identifier(self.datastore.schema),
+            table=Identifier(self.events_table_name),
+        )
+        self._select_written = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "e.notification_id "
+            "FROM unnest(%s::{id_type}[], %s::bigint[]) AS written(id, version) "
+            "JOIN {table} AS e ON e.originator_id = written.id "
+            "AND e.originator_version = written.version"
+        ).format(table=table, id_type=Identifier(self.datastore.originator_id_type))
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        insert: Callable[..., Sequence[int] | None] = super().insert_events
+        if not stored_events or kwargs.get("tracking") is not None:
+            # A subscriber's batch: its runner retries it, and the tracked
+            # position tells a stored batch from a lost one.
+            return insert(stored_events, **kwargs)
+        once = _undecorated(insert)
+        default: float = getattr(self.datastore, "command_timeout_seconds", 30.0)
+        ends = time.monotonic() + remaining(default)
+        started = time.monotonic()
+        maybe_stored = False
+        failures = 0
+        while True:
+            try:
+                if maybe_stored:
+                    found = self.stored_already(stored_events)
+                    if found is not None:
+                        return found
+                return once(stored_events, **kwargs)
+            except (OperationalError, InterfaceError) as error:
+                if not isinstance(error, DatabaseUnreachableError):
+                    maybe_stored = True
+                elif error.refused and not maybe_stored:
+                    raise
+                failures += 1
+                left = ends - time.monotonic()
+                if left <= 0:
+                    if maybe_stored:
+                        raise WriteOutcomeUnknownError(
+                            stored_events, time.monotonic() - started, str(error)
+                        ) from error
+                    raise
+                log.warning("write lost its connection, retrying: %s", error)
+                time.sleep(min(left, backoff(failures)))
+
+    def stored_already(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The positions of ``stored_events`` if exactly they are stored;
+        None if none of them is; raises ``IntegrityError`` if another
+        writer's events hold their versions."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._select_written,
+                (
+                    [event.originator_id for event in stored_events],
+                    [event.originator_version for event in stored_events],
+                ),
+            )
+            rows = {
+                (row["originator_id"], row["originator_version"]): row
+                for row in curs.fetchall()
+            }
+        if not rows:
+            return None
+        positions = []
+        for event in stored_events:
+            row = rows.get((event.originator_id, event.originator_version))
+            if (
+                row is None
+                or row["topic"] != event.topic
+                or bytes(row["state"]) != event.state
+            ):
+                raise IntegrityError(
+                    f"{event.originator_id} version {event.originator_version} "
+                    "was written by another command"
+                )
+            positions.append(row["notification_id"])
+        return positions
+
+
 class PostgresAggregateRecorder(
     _SerializedSchema, _BulkReads, es_postgres.PostgresAggregateRecorder
 ):
     """Holds snapshots: derived data, so not append-only, but created safely."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        insert: Callable[..., Sequence[int] | None] = super().insert_events
+        if has_budget():
+            # A snapshot taken by a command whose events are stored: one try,
+            # so that a database gone away does not keep it past its time
+            # (the service carries on without it; the next one will do).
+            return _undecorated(insert)(stored_events, **kwargs)
+        return insert(stored_events, **kwargs)
 
 
 class _Subscribable(es_postgres.PostgresApplicationRecorder):
@@ -294,13 +508,21 @@ class _Subscribable(es_postgres.PostgresApplicationRecorder):
 
 
 class PostgresApplicationRecorder(
-    _AppendOnly, _BulkReads, _Subscribable, es_postgres.PostgresApplicationRecorder
+    _AppendOnly,
+    _RecognisesOwnWrites,
+    _BulkReads,
+    _Subscribable,
+    es_postgres.PostgresApplicationRecorder,
 ):
     pass
 
 
 class PostgresProcessRecorder(
-    _AppendOnly, _BulkReads, _Subscribable, es_postgres.PostgresProcessRecorder
+    _AppendOnly,
+    _RecognisesOwnWrites,
+    _BulkReads,
+    _Subscribable,
+    es_postgres.PostgresProcessRecorder,
 ):
     def ensure_tracking(self, leader: str) -> None:
         """Gives ``leader`` a tracking row (at 0) so a batch can always lock it."""
@@ -348,3 +570,17 @@ class PostgresFactory(es_postgres.PostgresFactory):
     aggregate_recorder_class = PostgresAggregateRecorder
     application_recorder_class = PostgresApplicationRecorder
     process_recorder_class = PostgresProcessRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        self.datastore = BudgetedDatastore.replacing(
+            self.datastore,
+            connect_timeout_seconds=float(
+                self.env.get(CONNECT_TIMEOUT_VARIABLE)
+                or DEFAULT_CONNECT_TIMEOUT_SECONDS
+            ),
+            command_timeout_seconds=float(
+                self.env.get(COMMAND_TIMEOUT_VARIABLE)
+                or DEFAULT_COMMAND_TIMEOUT_SECONDS
+            ),
+        )

@@ -3,27 +3,37 @@ with typed not-found errors, and commands retried when they lose a race."""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
+    PersistenceError,
     RecordConflictError,
+    StoredEvent,
     Transcoding,
 )
 
 from application.config import Settings
 from application.metadata import MetadataMapper
+from application.services.storage import storage_errors
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.values import Line
+
+log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=Aggregate)
 K = TypeVar("K")
@@ -59,7 +69,18 @@ class ShopService(Application[UUID], Generic[A, K]):
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_url()
-        super().__init__(env=self.settings.service_env(self.name))
+        # Starting is bounded by the connect timeout, not a command's time.
+        with storage_errors(self.settings.connect_timeout_seconds):
+            super().__init__(env=self.settings.service_env(self.name))
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # A snapshot only shortens later loads, and the command's events are
+        # stored by now: failing the command for it would report a stored
+        # write as failed.
+        try:
+            super()._take_snapshots(processing_event)
+        except PersistenceError as error:
+            log.warning("%s: snapshot not taken: %s", self.name, error)
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
@@ -77,6 +98,19 @@ class ShopService(Application[UUID], Generic[A, K]):
     @abstractmethod
     def not_found(self, key: K) -> NotFoundError:
         """The typed error for a key this service holds nothing under."""
+
+    def holds_write(self, written: Sequence[tuple[UUID, int, str, bytes]]) -> bool:
+        """Whether exactly these events (aggregate id, version, topic, state)
+        are stored here; False if none is, or another writer's are."""
+        stored = [StoredEvent(*event) for event in written]
+        check = getattr(self.recorder, "stored_already", None)
+        if check is None:
+            # Only PostgreSQL loses a write's reply: SQLite has no connection.
+            return False
+        try:
+            return check(stored) is not None
+        except RecordConflictError:
+            return False
 
     def log_head(self) -> int:
         """Position of the newest event in this service's notification log."""
