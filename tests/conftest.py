@@ -21,6 +21,8 @@ from psycopg import sql
 
 from application import Shop
 from application.config import (
+    COMMAND_TIMEOUT_VARIABLE,
+    CONNECT_TIMEOUT_VARIABLE,
     DATA_DIR_VARIABLE,
     DATABASE_URL_VARIABLE,
     PAYMENT_TIMEOUT_VARIABLE,
@@ -119,9 +121,14 @@ def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keeps a developer's EVENTSHOP_* variables out of the tests, so that
     ``Shop()`` and ``Settings.from_url()`` start from the documented defaults;
     tests of those variables set them themselves."""
-    monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
-    monkeypatch.delenv(DATA_DIR_VARIABLE, raising=False)
-    monkeypatch.delenv(PAYMENT_TIMEOUT_VARIABLE, raising=False)
+    for variable in (
+        DATABASE_URL_VARIABLE,
+        DATA_DIR_VARIABLE,
+        PAYMENT_TIMEOUT_VARIABLE,
+        COMMAND_TIMEOUT_VARIABLE,
+        CONNECT_TIMEOUT_VARIABLE,
+    ):
+        monkeypatch.delenv(variable, raising=False)
 
 
 @pytest.fixture
