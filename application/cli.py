@@ -28,7 +28,13 @@ from rich.text import Text
 
 from application.audit_cli import add_audit_query_parsers
 from application.chain import SERVICE_CLASSES, verify_chains
-from application.cli_options import add_storage_options, positive_int, settings_from
+from application.cli_options import (
+    add_storage_options,
+    int_between,
+    one_of,
+    positive_int,
+    settings_from,
+)
 from application.config import (
     Batching,
     ConfigurationError,
@@ -36,7 +42,14 @@ from application.config import (
     Settings,
 )
 from application.dead_letters import DEFAULT_DISCARD_REASON
-from application.demo import DEMO_PAYMENT_TIMEOUT, SKUS, DemoReport, run_demo
+from application.demo import (
+    DEMO_PAYMENT_TIMEOUT,
+    MAX_CUSTOMERS,
+    MAX_THREADS,
+    SKUS,
+    DemoReport,
+    run_demo,
+)
 from application.dto import StockView
 from application.hosting import (
     PROCESS_MANAGER_NAMES,
@@ -53,7 +66,8 @@ from application.inspection import (
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
 from application.shop import Shop
 from domain.dead_letter import DeadLetterStatus
-from domain.errors import DeadLetterRetryFailedError, InvalidInputError, StateError
+from domain.errors import ShopError
+from projections.catalog import PROJECTIONS
 from projections.rebuild import (
     RebuildError,
     RebuildMode,
@@ -63,6 +77,11 @@ from projections.rebuild import (
 )
 
 
+def subscriber_name() -> Callable[[str], str]:
+    """An argparse type: the name of a declared subscriber."""
+    return one_of("subscriber", [spec.name for spec in declared_subscribers()])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="eventshop", description="An event-sourced shop."
@@ -70,11 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run the demo workload and summarise it")
     add_storage_options(demo)
-    demo.add_argument("--customers", type=int, default=60)
     demo.add_argument(
-        "--threads", type=int, default=4, help="customers shopping at once"
+        "--customers",
+        type=int_between(1, MAX_CUSTOMERS),
+        default=60,
+        help=f"customers who visit the shop (1-{MAX_CUSTOMERS:,}; default 60)",
     )
-    demo.add_argument("--seed", type=int, default=None)
+    demo.add_argument(
+        "--threads",
+        type=int_between(1, MAX_THREADS),
+        default=4,
+        help=f"customers shopping at once (1-{MAX_THREADS}; default 4)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int_between(0, 2**63 - 1),
+        default=None,
+        help="makes the customers' choices repeatable",
+    )
     demo.add_argument(
         "--subscribers",
         choices=["embedded", "workers"],
@@ -90,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         "instance of it runs)",
     )
     worker.add_argument(
-        "names", nargs="+", help="subscribers, as `eventshop topology` lists them"
+        "names",
+        nargs="+",
+        type=subscriber_name(),
+        help="subscribers, as `eventshop topology` lists them",
     )
     add_storage_options(worker)
     worker.add_argument(
@@ -355,7 +390,12 @@ def _add_rebuild_parser(
         "and nothing was switched.",
     )
     which = rebuild.add_mutually_exclusive_group(required=True)
-    which.add_argument("name", nargs="?", help="the read model (see `topology`)")
+    which.add_argument(
+        "name",
+        nargs="?",
+        type=one_of("read model", [projection.name for projection in PROJECTIONS]),
+        help="the read model (see `topology`)",
+    )
     which.add_argument(
         "--all", action="store_true", help="every read model, one after the other"
     )
@@ -503,7 +543,11 @@ def _add_dead_letters_parser(
     )
     actions = dead_letters.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="the dead letters, oldest first")
-    listing.add_argument("--subscriber", help="only this subscriber's")
+    listing.add_argument(
+        "--subscriber",
+        type=subscriber_name(),
+        help="only this subscriber's",
+    )
     listing.add_argument(
         "--status", choices=[status.value for status in DeadLetterStatus]
     )
@@ -555,11 +599,7 @@ def dead_letters_list_command(args: argparse.Namespace, console: Console) -> int
 
 def dead_letters_retry_command(args: argparse.Namespace, console: Console) -> int:
     with Shop(settings=settings_from(args), subscribers="workers") as shop:
-        try:
-            letter = shop.dead_letters.retry(args.id)
-        except (DeadLetterRetryFailedError, StateError, InvalidInputError) as error:
-            console.print(f"[red]{error}[/]")
-            return 1
+        letter = shop.dead_letters.retry(args.id)
     console.print(
         f"[green]retried[/] {letter.event_type} at position {letter.position} "
         f"of {letter.service} for {letter.subscriber}"
@@ -569,11 +609,7 @@ def dead_letters_retry_command(args: argparse.Namespace, console: Console) -> in
 
 def dead_letters_discard_command(args: argparse.Namespace, console: Console) -> int:
     with Shop(settings=settings_from(args), subscribers="workers") as shop:
-        try:
-            letter = shop.dead_letters.discard(args.id, args.reason)
-        except (StateError, InvalidInputError) as error:
-            console.print(f"[red]{error}[/]")
-            return 1
+        letter = shop.dead_letters.discard(args.id, args.reason)
     console.print(
         f"discarded {letter.event_type} at position {letter.position} "
         f"of {letter.service} for {letter.subscriber}: {letter.discard_reason}"
@@ -640,18 +676,42 @@ def audit_verify_command(args: argparse.Namespace, console: Console) -> int:
 Handler = Callable[[argparse.Namespace, Console], int]
 
 
+REFUSED = 2
+"""Exit status of a command refused: bad arguments, or a typed eventshop error
+(what argparse exits with for bad arguments)."""
+
+# Errors eventshop raises on purpose: each says all there is to say in its
+# message, so a traceback would only bury it.
+TYPED_ERRORS: tuple[type[Exception], ...] = (ShopError, ConfigurationError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console()
+    """Runs one command and returns its exit status (for bad arguments too,
+    rather than raising SystemExit, so that callers in Python get a status
+    either way). A typed error is one line on stderr and status 2; anything
+    else propagates, with its traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        # argparse has printed the usage and the error (or the help).
+        return (
+            0
+            if exit_.code is None
+            else exit_.code
+            if isinstance(exit_.code, int)
+            else REFUSED
+        )
     handler: Handler = args.handler
     try:
-        return handler(args, console)
-    except ConfigurationError as error:
-        console.print(f"[red]configuration error:[/] {error}")
-        return 2
-    except LookupError as error:
-        console.print(f"[red]{error}[/]")
-        return 2
+        return handler(args, Console())
+    except TYPED_ERRORS as error:
+        print(f"eventshop: error: {one_line(error)}", file=sys.stderr)
+        return REFUSED
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a server's reason may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Options every storage-touching ``eventshop`` command shares."""
+"""Options every storage-touching ``eventshop`` command shares, and argparse
+types that refuse bad values before a command touches anything."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Collection
 
 from application.config import Settings
 
@@ -20,12 +22,37 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_url(args.database_url, data_dir=args.data_dir)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
-    return number
+def int_between(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``least`` to ``most``."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a whole number"
+            ) from None
+        if not least <= number <= most:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not from {least:,} to {most:,}"
+            )
+        return number
+
+    return parse
+
+
+positive_int = int_between(1, 2**31 - 1)
+"""An argparse type: a whole number of at least 1 (and below 2**31)."""
+
+
+def one_of(kind: str, known: Collection[str]) -> Callable[[str], str]:
+    """An argparse type: one of the ``known`` names of a ``kind`` of thing."""
+
+    def parse(text: str) -> str:
+        if text not in known:
+            raise argparse.ArgumentTypeError(
+                f"no {kind} named {text!r} (known: {', '.join(known)})"
+            )
+        return text
+
+    return parse

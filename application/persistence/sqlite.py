@@ -1,9 +1,13 @@
-"""The embedded engine: eventsourcing's SQLite recorders, made append-only."""
+"""The embedded engine: eventsourcing's SQLite recorders, made append-only, with
+schema creation serialized so any number of processes can start at once."""
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import islice
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +29,40 @@ from application.persistence.subscriptions import (
     PollingSubscription,
     Waker,
 )
+
+
+@contextmanager
+def schema_lock(database: str) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on a file of the database's for the block's
+    duration (under ``locks/`` beside it, with the subscribers' leadership
+    locks), so that one process at a time creates its tables.
+
+    The library's tracking table is created in two steps that another process
+    can come between: it looks whether the table exists (outside any
+    transaction), then creates it and records the migration marker; a second
+    process that looked before the first created it then finds the marker
+    recorded and fails ("Failed to record tracking for __migration__ 1").
+    The kernel releases the lock when the process dies, however it dies."""
+    file_name = Path(database)
+    path = file_name.parent / "locks" / f"schema-{file_name.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab") as file:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
+class _SerializedSchema(es_sqlite.SQLiteRecorder):
+    def create_table(self) -> None:
+        pool = self.datastore.pool
+        if pool.is_sqlite_memory_mode:
+            # Nothing to share: an in-memory database is this process's own.
+            super().create_table()
+            return
+        with schema_lock(pool.db_name):
+            super().create_table()
 
 
 class _AppendOnly(es_sqlite.SQLiteRecorder):
@@ -122,7 +160,9 @@ class _BulkReads(es_sqlite.SQLiteAggregateRecorder):
         return stored
 
 
-class SQLiteAggregateRecorder(_BulkReads, es_sqlite.SQLiteAggregateRecorder):
+class SQLiteAggregateRecorder(
+    _SerializedSchema, _BulkReads, es_sqlite.SQLiteAggregateRecorder
+):
     """Holds snapshots."""
 
 
@@ -156,13 +196,21 @@ class _Subscribable(es_sqlite.SQLiteApplicationRecorder):
 
 
 class SQLiteApplicationRecorder(
-    _AppendOnly, _BulkReads, _Subscribable, es_sqlite.SQLiteApplicationRecorder
+    _SerializedSchema,
+    _AppendOnly,
+    _BulkReads,
+    _Subscribable,
+    es_sqlite.SQLiteApplicationRecorder,
 ):
     pass
 
 
 class SQLiteProcessRecorder(
-    _AppendOnly, _BulkReads, _Subscribable, es_sqlite.SQLiteProcessRecorder
+    _SerializedSchema,
+    _AppendOnly,
+    _BulkReads,
+    _Subscribable,
+    es_sqlite.SQLiteProcessRecorder,
 ):
     def ensure_tracking(self, leader: str) -> None:
         """Gives ``leader`` a tracking row (at 0), like the PostgreSQL recorder."""

@@ -412,14 +412,14 @@ def test_the_dead_letters_commands_list_retry_and_discard(
     assert str(second.dead_letter_id) in listed
     assert "InventoryItem.StockReceived" in listed
 
-    # when one is retried while the fault lasts, then it fails (exit 1)
-    assert main(["dead-letters", "retry", str(first.dead_letter_id), *storage]) == 1
-    assert "unlucky receipt" in capsys.readouterr().out
+    # when one is retried while the fault lasts, then it fails (exit 2, one line)
+    assert main(["dead-letters", "retry", str(first.dead_letter_id), *storage]) == 2
+    assert "unlucky receipt" in capsys.readouterr().err
 
     # when the fault is fixed, then the retry succeeds once
     receipts.broken = False
     assert main(["dead-letters", "retry", str(first.dead_letter_id), *storage]) == 0
-    assert main(["dead-letters", "retry", str(first.dead_letter_id), *storage]) == 1
+    assert main(["dead-letters", "retry", str(first.dead_letter_id), *storage]) == 2
     assert on_hand(shop) == UNLUCKY + 1
 
     # when the other is discarded, then it shows as discarded with the reason
@@ -436,4 +436,4 @@ def test_the_dead_letters_commands_list_retry_and_discard(
     # and an id nobody parked is not found (exit 2), a malformed one refused
     unknown = str(inventory_item_id(SKU))
     assert main(["dead-letters", "retry", unknown, *storage]) == 2
-    assert main(["dead-letters", "discard", "not-an-id", *storage]) == 1
+    assert main(["dead-letters", "discard", "not-an-id", *storage]) == 2

@@ -438,4 +438,4 @@ def test_the_rebuild_command_names_the_read_models_it_knows(
     code = main(["rebuild", "nope", "--data-dir", str(sqlite_settings.data_dir)])
 
     assert code == 2
-    assert "stock" in capsys.readouterr().out
+    assert "stock" in capsys.readouterr().err
