@@ -4,7 +4,8 @@ restarted; then the proof that nothing was lost or doubled.
 
 * :func:`run_client` is one customer-facing client (a thread of the test): it
   checks carts out and, once each order is confirmed, does what the
-  customer's plan says, recording every command's outcome in a
+  customer's plan says (pay, ship, cancel, or leave it unpaid until its
+  payment deadline cancels it), recording every command's outcome in a
   :class:`ClientLog` (the model the end state is checked against).
 * :class:`Workers` starts, kills and restarts the worker processes, a few
   instances of each group of subscribers, their output to files.
@@ -36,8 +37,8 @@ from eventsourcing.utils import get_topic
 from application.config import Settings
 from application.inspection import ACTIVE_STATES
 from application.shop import Shop
-from domain.errors import OrderNotFoundError
-from domain.order import Order
+from domain.errors import OrderNotFoundError, OrderStateError
+from domain.order import PAYMENT_NOT_RECEIVED, Order
 from tests.projections.runner_testing import eventually, start_worker
 
 SKUS = tuple(f"CHAOS-{number}" for number in range(8))
@@ -66,6 +67,8 @@ INSTANCES = {"sagas": 2, "views": 2, "deadlines": 1, "audit": 1}
 instance (per subscriber) and a standby."""
 AIMED_AT = ("allocation", "checkout", "confirmation", "stock", "orders", "carts")
 """Subscribers with standbys whose active instance the aimed kills hit."""
+GROUP_KILL_ORDER = ("sagas", "deadlines", "views", "audit")
+"""Whose instances the kills of a whole group hit, in turn."""
 
 
 class Plan(StrEnum):
@@ -90,8 +93,12 @@ STATUS_AFTER = {
     Plan.PAY: "paid",
     Plan.CANCEL: "cancelled",
     Plan.PAY_THEN_CANCEL: "cancelled",
-    Plan.LEAVE: "confirmed",
+    Plan.LEAVE: "expired",
 }
+"""The status each plan leaves its order in once the payment deadline of an
+order left unpaid has passed ("expired": cancelled by the deadline ticker)."""
+EXPIRED = "expired"
+CANCELLATION_REASON = "changed my mind"
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,8 @@ class Checkout:
     lines: dict[str, int]
     plan: Plan
     status: str
-    """What the client saw and did: "rejected", or the status its plan leads to."""
+    """What the client saw and did: "rejected", the status its plan leads to,
+    or "expired" if the payment deadline came first."""
 
 
 @dataclass
@@ -247,22 +255,32 @@ def _settle_ready(
         if status == "rejected":
             record.checkouts.append(Checkout(cart_id, order_id, lines, plan, status))
         elif status == "confirmed":
-            _carry_out(shop, order_id, plan)
-            record.checkouts.append(
-                Checkout(cart_id, order_id, lines, plan, STATUS_AFTER[plan])
-            )
+            status = _carry_out(shop, order_id, plan)
+            record.checkouts.append(Checkout(cart_id, order_id, lines, plan, status))
+        elif status == "cancelled":
+            # Its deadline passed before the client saw it confirmed.
+            record.checkouts.append(Checkout(cart_id, order_id, lines, plan, EXPIRED))
         else:
             left.append(entry)
     return left
 
 
-def _carry_out(shop: Shop, order_id: UUID, plan: Plan) -> None:
-    if plan in (Plan.SHIP, Plan.PAY, Plan.PAY_THEN_CANCEL):
-        shop.pay_order(order_id)
-    if plan is Plan.SHIP:
-        shop.ship_order(order_id)
-    if plan in (Plan.CANCEL, Plan.PAY_THEN_CANCEL):
-        shop.cancel_order(order_id, "changed my mind")
+def _carry_out(shop: Shop, order_id: UUID, plan: Plan) -> str:
+    """Does what the plan says to a confirmed order; returns the status it
+    leads to ("expired" if the payment deadline beat the client to it: the
+    ticker cancelled the order before its payment or cancellation)."""
+    try:
+        if plan in (Plan.SHIP, Plan.PAY, Plan.PAY_THEN_CANCEL):
+            shop.pay_order(order_id)
+        if plan is Plan.SHIP:
+            shop.ship_order(order_id)
+        if plan in (Plan.CANCEL, Plan.PAY_THEN_CANCEL):
+            shop.cancel_order(order_id, CANCELLATION_REASON)
+    except OrderStateError as refused:
+        if refused.status != "cancelled":
+            raise
+        return EXPIRED
+    return STATUS_AFTER[plan]
 
 
 @dataclass
@@ -417,7 +435,8 @@ class ChaosMonkey(threading.Thread):
                 elif turn == 1:
                     self.kills.append(self._kill_one())
                 else:
-                    self.kills += self._kill_group()
+                    group = GROUP_KILL_ORDER[round_ % len(GROUP_KILL_ORDER)]
+                    self.kills += self._kill_group(group)
                 self.schedule.one_killed()
         except BaseException as error:
             self.error = error
@@ -456,8 +475,7 @@ class ChaosMonkey(threading.Thread):
         self.workers.kill_and_replace(target)
         return Kill(target.group, target.pid, None, None)
 
-    def _kill_group(self) -> list[Kill]:
-        group = self.rng.choice(sorted(WORKER_GROUPS))
+    def _kill_group(self, group: str) -> list[Kill]:
         targets = [worker for worker in self.workers.alive() if worker.group == group]
         for target in targets:
             self.workers.kill_and_replace(target)
@@ -488,9 +506,10 @@ def order_problems(shop: Shop, record: ClientLog) -> list[str]:
         if kinds["Placed"] != 1 or decided != 1:
             problems.append(f"{checkout.order_id}: events {dict(kinds)}")
         order = shop.get_order(checkout.order_id)
-        if order.status != checkout.status:
+        if _status_of(order.status, order.cancellation_reason) != checkout.status:
             problems.append(
-                f"{checkout.order_id}: {order.status}, the client left it "
+                f"{checkout.order_id}: {order.status} "
+                f"({order.cancellation_reason}), the client left it "
                 f"{checkout.status} ({checkout.plan})"
             )
         if order.cart_id != checkout.cart_id or dict(
@@ -504,6 +523,26 @@ def order_problems(shop: Shop, record: ClientLog) -> list[str]:
     if placed != len(record.checkouts):
         problems.append(f"{placed} orders placed for {len(record.checkouts)} checkouts")
     return problems
+
+
+def _status_of(status: str, cancellation_reason: str | None) -> str:
+    if status != "cancelled":
+        return status
+    if cancellation_reason == CANCELLATION_REASON:
+        return status
+    expired = (cancellation_reason or "").startswith(PAYMENT_NOT_RECEIVED)
+    return EXPIRED if expired else f"cancelled for {cancellation_reason!r}"
+
+
+def unexpired(shop: Shop, record: ClientLog) -> list[UUID]:
+    """The orders left unpaid whose deadline has not fired yet."""
+    return [
+        checkout.order_id
+        for checkout in record.checkouts
+        if checkout.plan is Plan.LEAVE
+        and checkout.status == EXPIRED
+        and shop.get_order(checkout.order_id).status == "confirmed"
+    ]
 
 
 def placed_orders(shop: Shop) -> int:
@@ -523,14 +562,14 @@ def placed_orders(shop: Shop) -> int:
 
 def stock_problems(shop: Shop, record: ClientLog) -> list[str]:
     """Per SKU, from what the clients did: received = on hand + shipped;
-    reserved = what the confirmed and paid orders hold; the stock view
+    reserved = what the paid orders hold (the unpaid ones expired); the stock view
     agrees with the aggregate."""
     shipped: Counter[str] = Counter()
     held: Counter[str] = Counter()
     for checkout in record.checkouts:
         if checkout.status == "shipped":
             shipped.update(checkout.lines)
-        elif checkout.status in ("confirmed", "paid"):
+        elif checkout.status == "paid":
             held.update(checkout.lines)
     problems = []
     for sku in SKUS:
