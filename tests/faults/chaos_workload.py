@@ -14,7 +14,8 @@ restarted; then the proof that nothing was lost or doubled.
   behind): a third of the kills aimed at the active instance of a subscriber
   that has a standby (measuring how long the standby takes to take over),
   a third at any worker, a third at every instance of a group at once.
-* :func:`outcome_problems` and its helpers compare the store with the logs.
+* :func:`order_problems` and :func:`stock_problems` compare the store with
+  what the clients did.
 """
 
 from __future__ import annotations
@@ -88,16 +89,17 @@ PLAN_WEIGHTS = {
     Plan.PAY_THEN_CANCEL: 10,
     Plan.LEAVE: 15,
 }
+EXPIRED = "expired"
+"""Cancelled by the payment-deadline ticker (the client's word for it)."""
 STATUS_AFTER = {
     Plan.SHIP: "shipped",
     Plan.PAY: "paid",
     Plan.CANCEL: "cancelled",
     Plan.PAY_THEN_CANCEL: "cancelled",
-    Plan.LEAVE: "expired",
+    Plan.LEAVE: EXPIRED,
 }
-"""The status each plan leaves its order in once the payment deadline of an
-order left unpaid has passed ("expired": cancelled by the deadline ticker)."""
-EXPIRED = "expired"
+"""The status each plan leaves a confirmed order in, once the payment
+deadlines of the orders left unpaid have passed."""
 CANCELLATION_REASON = "changed my mind"
 
 
@@ -116,6 +118,8 @@ class Checkout:
 
 @dataclass
 class ClientLog:
+    """What clients did: the model the end state is checked against."""
+
     checkouts: list[Checkout] = field(default_factory=list)
     abandoned: list[UUID] = field(default_factory=list)
     received: Counter[str] = field(default_factory=Counter)
