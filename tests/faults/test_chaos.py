@@ -48,6 +48,9 @@ PAYMENT_TIMEOUT_SECONDS = 5
 
 
 def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -> None:
+    """Runs the workload against worker processes (which take the payment
+    timeout from the environment), the workers' output in ``folder``, and
+    checks the outcome."""
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
     workers = Workers(settings, folder)
@@ -112,6 +115,13 @@ def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -
                 ),
                 30,
                 "the chain keepers to chain the whole log",
+            )
+            # Every replacement came up (and has its signal handlers: a
+            # SIGTERM before that would end it with -15, not a clean stop).
+            eventually(
+                lambda: len(workers.up(shop)) == len(workers.alive()),
+                60,
+                "every restarted worker to report",
             )
             codes = workers.stop_all()
             assert set(codes.values()) == {0}, codes
