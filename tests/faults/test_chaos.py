@@ -217,17 +217,13 @@ def first_insert_commit_unacknowledged(shop: Shop) -> Iterator[None]:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9, item 2: eventsourcing's PostgreSQL recorder retries "
-    "insert_events on OperationalError even after a commit that went through; "
-    "the duplicate looks like a lost race (RecordConflictError), so "
-    "ShopService._change re-runs the command on the state it wrote itself "
-    "and refuses it (found by the chaos run when the shared server restarted)",
-)
 def test_a_payment_whose_commit_is_not_acknowledged_is_not_refused_for_itself(
     postgres_schema: str,
 ) -> None:
+    """Found by the chaos run when the shared server restarted under it: the
+    recorder retried a write whose commit had gone through, the duplicate
+    looked like a lost race, and the command, re-run on the state it had
+    written itself, refused itself ("cannot pay order ...: it is paid")."""
     # given a confirmed order
     settings = Settings.from_url(postgres_url(postgres_schema))
     with Shop(settings=settings, subscribers="threads") as shop:
