@@ -8,7 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
@@ -21,16 +21,21 @@ from projections.store import ViewStore
 
 
 def start_worker(
-    settings: Settings, name: str, *options: str
+    settings: Settings,
+    name: str,
+    *options: str,
+    output: IO[bytes] | int = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
-    """``eventshop worker NAME [OPTIONS]`` in a child process on the same store."""
+    """``eventshop worker NAME [OPTIONS]`` in a child process on the same store,
+    its output (stdout and stderr) to ``output``: a pipe by default, or a file
+    for a worker that runs long enough to fill a pipe nobody reads (it would
+    block on its next log line). ``OPTIONS`` may start with more names.
+    """
     command = [sys.executable, "-m", "application.cli", "worker", name, *options]
     command += ["--database-url", settings.database_url()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("EVENTSHOP_DATABASE_URL", None)
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
 
 
 def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None:
