@@ -4,18 +4,21 @@ PostgreSQL, a lock file on SQLite)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import update
 
 from application.config import Settings
 from application.shop import Shop
 from domain.inventory import InventoryItem
 from projections.stock import StockLevels
-from projections.store import subscriber_name
+from projections.store import subscriber_name, tracking_table
 from tests.projections.runner_testing import eventually, start_worker, stock_rows
 
 SKUS = [f"BULK-{number}" for number in range(8)]
@@ -28,13 +31,27 @@ def shop(settings: Settings) -> Iterator[Shop]:
         yield shop
 
 
-def write_bulk_history(shop: Shop) -> None:
+def write_bulk_history(shop: Shop, skus: list[str]) -> None:
     """Thousands of events in a few transactions: each SKU's receipts saved at once."""
-    for sku in SKUS:
+    for sku in skus:
         item = InventoryItem.register(sku, f"bulk {sku}", "2.50")
         for _ in range(EVENTS_PER_SKU):
             item.receive(1)
         shop.inventory.save(item)
+
+
+@contextlib.contextmanager
+def tracking_row_locked(shop: Shop, subscriber: str) -> Iterator[None]:
+    """Holds a write lock on ``subscriber``'s tracking row (the whole views
+    file on SQLite), so its next batch blocks before it commits."""
+    with shop.views.engine.connect() as connection, connection.begin() as held:
+        connection.execute(
+            update(tracking_table)
+            .where(tracking_table.c.subscriber == subscriber)
+            .values(position=tracking_table.c.position)
+        )
+        yield
+        held.rollback()
 
 
 def stock_position(shop: Shop) -> int:
@@ -57,22 +74,32 @@ def stop(worker: subprocess.Popen[bytes]) -> None:
 def test_a_worker_killed_mid_batch_resumes_without_applying_any_event_twice(
     shop: Shop, settings: Settings
 ) -> None:
-    # given a long history the stock projection has not seen
-    write_bulk_history(shop)
-    head = shop.inventory.log_head()
-    assert head == len(SKUS) * (EVENTS_PER_SKU + 1)
-
-    # when a worker is killed (SIGKILL) while it is catching up, in batches
-    # small enough that the kill lands before the end of the log
+    # given a worker that has caught up with the first SKU's history
+    first, rest = SKUS[:1], SKUS[1:]
+    write_bulk_history(shop, first)
+    caught_up = shop.inventory.log_head()
     worker = start_worker(settings, "stock", "--batch-size", "50")
     try:
-        eventually(lambda: stock_position(shop) > 0, 60, "the worker's first batch")
-        worker.kill()
-        worker.wait()
+        eventually(
+            lambda: stock_position(shop) == caught_up, 60, "the worker's catch-up"
+        )
+        subscriber = subscriber_name(
+            StockLevels, shop.views.active_generation(StockLevels)
+        )
+
+        # when the rest arrives while its next batch cannot commit (a lock,
+        # so the kill lands mid-batch however fast the machine), and the
+        # worker is killed (SIGKILL) there
+        with tracking_row_locked(shop, subscriber):
+            write_bulk_history(shop, rest)
+            time.sleep(0.5)  # time to read a batch and block on its commit
+            worker.kill()
+            worker.wait()
     finally:
         stop(worker)
-    killed_at = stock_position(shop)
-    assert 0 < killed_at < head, "the kill should land before the end of the log"
+    head = shop.inventory.log_head()
+    assert head == len(SKUS) * (EVENTS_PER_SKU + 1)
+    assert stock_position(shop) == caught_up
 
     # and a new worker is started
     worker = start_worker(settings, "stock")
