@@ -169,6 +169,8 @@ def test_with_stop_it_halts_at_the_failing_event_and_resumes_once_fixed(
     lucky = check_out(shop, "lucky", 2)
     runner = allocation_runner(shop)
     eventually(lambda: not runner.is_alive, 30, "allocation to halt")
+    # (allocation may halt before the checkout saga has placed the lucky order)
+    shop.wait_until_processed(timeout=30, only=["checkout"])
 
     # then allocation halted at the unlucky order's placement: neither order
     # was allocated, and its position is still before that event
