@@ -912,8 +912,15 @@ class ViewStore:
         chunks (a server-side cursor on PostgreSQL): tables can be large."""
         count = 0
         digest = 0
-        rows = select(table).execution_options(yield_per=CHECKSUM_CHUNK_ROWS)
-        for row in connection.execute(rows):
+        # The driver's own values, not SQLAlchemy's: both generations sit in
+        # one database with the same column types, so equal rows read back
+        # equal, and skipping the result processing (UUIDs, times) was 40 % of
+        # a rebuild of the orders view.
+        rows = connection.exec_driver_sql(
+            str(select(table).compile(dialect=connection.dialect)),
+            execution_options={"yield_per": CHECKSUM_CHUNK_ROWS},
+        )
+        for row in rows:
             count += 1
             # Sum of per-row CRCs: equal for equal multisets of rows,
             # whatever order the database returns them in.
