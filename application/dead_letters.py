@@ -19,7 +19,7 @@ from eventsourcing.utils import get_topic
 from application.runners import Subscriber
 from application.services.process import ProcessService, ProcessSubscriber
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
-from domain.errors import DeadLetterNotFoundError
+from domain.errors import DeadLetterNotFoundError, InvalidInputError
 from domain.values import parse_id, parse_text
 from projections.store import ViewStore
 
@@ -53,7 +53,7 @@ class DeadLetters:
     ) -> tuple[DeadLetterView, ...]:
         """Every dead letter (of one subscriber, in one status), oldest first.
         Subscriber names are unique across process managers and read models."""
-        wanted = None if status is None else DeadLetterStatus(status)
+        wanted = None if status is None else _parse_status(status)
         letters = [
             letter
             for letter in (*self._store.dead_letters(), *self._in_service_logs())
@@ -147,3 +147,12 @@ class DeadLetters:
         if not notifications or notifications[0].id != position:
             raise LookupError(f"{service}'s log has no event at position {position}")
         return followed.mapper.to_domain_event(notifications[0])
+
+
+def _parse_status(value: object) -> DeadLetterStatus:
+    statuses = [status.value for status in DeadLetterStatus]
+    if not isinstance(value, str) or value not in statuses:
+        raise InvalidInputError(
+            "status", value, f"must be one of {', '.join(statuses)}"
+        )
+    return DeadLetterStatus(value)
