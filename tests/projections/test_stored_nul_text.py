@@ -40,8 +40,7 @@ def test_views_store_nul_as_a_replacement_character_and_rebuild_the_same(
         shop.add_to_cart(cart.id, TEA, 2)
         order_id = shop.checkout(cart.id)
         shop.wait_until_processed()
-        order = shop.orders.repository.get(order_id)
-        assert isinstance(order, Order)
+        order: Order = shop.orders.repository.get(order_id)
         [opened] = shop.carts.events.get(cart.id, lte=1)
         with caused_by(opened, ACTOR):
             order._cancel(reason=REASON)
