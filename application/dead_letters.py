@@ -93,8 +93,8 @@ class DeadLetters:
         self, dead_letter_id: UUID | str, reason: str = DEFAULT_DISCARD_REASON
     ) -> DeadLetterView:
         """Marks a parked dead letter discarded: its event will not be handled."""
-        letter = self.get(dead_letter_id)
         clean_reason = parse_text(reason, "reason")
+        letter = self.get(dead_letter_id)
         process_manager = self._process_managers.get(letter.subscriber)
         if process_manager is not None:
             process_manager.discard(letter.dead_letter_id, clean_reason)
