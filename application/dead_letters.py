@@ -40,6 +40,7 @@ class DeadLetters:
     ) -> None:
         self._services = services
         self._store = store
+        self._subscriber_names = tuple(subscriber.name for subscriber in subscribers)
         self._process_managers = {
             subscriber.name: subscriber
             for subscriber in subscribers
@@ -54,6 +55,14 @@ class DeadLetters:
         """Every dead letter (of one subscriber, in one status), oldest first.
         Subscriber names are unique across process managers and read models."""
         wanted = None if status is None else _parse_status(status)
+        if subscriber is not None and (
+            not isinstance(subscriber, str) or subscriber not in self._subscriber_names
+        ):
+            raise InvalidInputError(
+                "subscriber",
+                subscriber,
+                f"must be one of {', '.join(self._subscriber_names)}",
+            )
         letters = [
             letter
             for letter in (*self._store.dead_letters(), *self._in_service_logs())
