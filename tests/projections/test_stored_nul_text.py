@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from application import Settings, Shop
+from application.cli import main
 from application.metadata import caused_by
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from domain.order import Order
 from tests.application.shop_testing import TEA
+from tests.conftest import postgres_url
 
 NAME = "Sencha\x00tea"
 CUSTOMER = "customer\x00one"
@@ -27,8 +31,14 @@ def stored_as(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def storage_options(settings: Settings) -> list[str]:
+    if settings.postgres is None:
+        return ["--data-dir", str(settings.data_dir)]
+    return ["--database-url", postgres_url(settings.postgres.schema)]
+
+
 def test_views_store_nul_as_a_replacement_character_and_rebuild_the_same(
-    settings: Settings,
+    settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Shop(settings=settings, subscribers="threads") as shop:
         # given events with NUL in their text, stored past the shop's checks
@@ -74,3 +84,7 @@ def test_views_store_nul_as_a_replacement_character_and_rebuild_the_same(
         # and every view equals its rebuild from the log
         reports = shop.rebuild("all", mode="verify")
         assert [report.projection for report in reports if not report.agrees] == []
+
+    # as `eventshop rebuild --all --verify` says too
+    assert main(["rebuild", "--all", "--verify", *storage_options(settings)]) == 0
+    assert "differences" not in capsys.readouterr().out
