@@ -59,7 +59,8 @@ class InvalidSkuError(InvalidInputError):
 
 
 class InvalidTextError(InvalidInputError):
-    """A name, customer id or reason is empty or too long."""
+    """A name, customer id, reason or actor is blank, too long, or holds a
+    control character or a lone surrogate."""
 
 
 class InvalidIdError(InvalidInputError):
