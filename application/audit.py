@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,9 +26,16 @@ from rich.table import Table
 from rich.tree import Tree
 
 from domain.errors import InvalidInputError, NotFoundError
-from domain.values import parse_id, parse_sku, parse_text
+from domain.values import (
+    parse_id,
+    parse_moment,
+    parse_sku,
+    parse_text,
+    parse_whole_number,
+)
 from projections.audit import event_types
 from projections.audit_queries import (
+    MAX_PAGE,
     AuditEvent,
     EventFilter,
     Page,
@@ -100,8 +107,10 @@ class Audit:
         """One page of events matching every filter given; pass the page's
         ``next_cursor`` back to get the next one."""
         wanted = EventFilter(
-            services=tuple(_parse_service(name) for name in services),
-            event_types=tuple(_parse_event_type(name) for name in event_types),
+            services=tuple(map(_parse_service, _names(services, "services"))),
+            event_types=tuple(
+                map(_parse_event_type, _names(event_types, "event_types"))
+            ),
             since=_parse_time(since, "since"),
             until=_parse_time(until, "until"),
             actor=None if actor is None else parse_text(actor, "actor"),
@@ -110,22 +119,14 @@ class Audit:
             if customer_id is None
             else parse_text(customer_id, "customer_id"),
         )
-        if (
-            isinstance(limit, bool)
-            or not isinstance(limit, int)
-            or not 1 <= limit <= 1000
-        ):
-            raise InvalidInputError("limit", limit, "must be a whole number 1-1000")
-        try:
-            return find_events(
-                self._shop.views,
-                wanted,
-                newest_first=newest_first,
-                limit=limit,
-                cursor=cursor,
-            )
-        except ValueError as error:
-            raise InvalidInputError("cursor", cursor, str(error)) from None
+        return find_events(
+            self._shop.views,
+            wanted,
+            newest_first=_parse_flag(newest_first, "newest_first"),
+            limit=parse_whole_number(limit, "limit", 1, MAX_PAGE),
+            # A bad cursor is refused by the query, which alone knows its shape.
+            cursor=cursor,
+        )
 
     def trace(self, correlation_id: UUID | str) -> tuple[TraceNode, ...]:
         """Everything one user action caused, across services, as trees of
@@ -148,10 +149,8 @@ class Audit:
         wanted = parse_id(aggregate_id, "aggregate_id")
         if version is not None and at is not None:
             raise InvalidInputError("version", version, "give a version or a time")
-        if version is not None and (
-            isinstance(version, bool) or not isinstance(version, int) or version < 1
-        ):
-            raise InvalidInputError("version", version, "must be a whole number >= 1")
+        if version is not None:
+            version = parse_whole_number(version, "version", 1)
         moment = _parse_time(at, "at")
         for service in self._shop.services.values():
             if moment is not None:
@@ -211,6 +210,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _names(values: object, field: str) -> Sequence[object]:
+    # A lone string would be taken for a sequence of one-letter names.
+    if not isinstance(values, (list, tuple)):
+        raise InvalidInputError(field, values, "must be a list of names")
+    return values
+
+
+def _parse_flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInputError(field, value, "must be True or False")
+    return value
+
+
 def _parse_service(name: object) -> str:
     for service in SERVICES:
         if isinstance(name, str) and name.lower() == service.lower():
@@ -228,11 +240,7 @@ def _parse_event_type(name: object) -> str:
 
 
 def _parse_time(value: object, field: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInputError(field, value, "must be a datetime with a time zone")
-    return value.astimezone(UTC)
+    return None if value is None else parse_moment(value, field)
 
 
 # -- output ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from eventsourcing.utils import get_topic
 from application.runners import Subscriber
 from application.services.process import ProcessService, ProcessSubscriber
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
-from domain.errors import DeadLetterNotFoundError
+from domain.errors import DeadLetterNotFoundError, InvalidInputError
 from domain.values import parse_id, parse_text
 from projections.store import ViewStore
 
@@ -40,6 +40,7 @@ class DeadLetters:
     ) -> None:
         self._services = services
         self._store = store
+        self._subscriber_names = tuple(subscriber.name for subscriber in subscribers)
         self._process_managers = {
             subscriber.name: subscriber
             for subscriber in subscribers
@@ -53,7 +54,15 @@ class DeadLetters:
     ) -> tuple[DeadLetterView, ...]:
         """Every dead letter (of one subscriber, in one status), oldest first.
         Subscriber names are unique across process managers and read models."""
-        wanted = None if status is None else DeadLetterStatus(status)
+        wanted = None if status is None else _parse_status(status)
+        if subscriber is not None and (
+            not isinstance(subscriber, str) or subscriber not in self._subscriber_names
+        ):
+            raise InvalidInputError(
+                "subscriber",
+                subscriber,
+                f"must be one of {', '.join(self._subscriber_names)}",
+            )
         letters = [
             letter
             for letter in (*self._store.dead_letters(), *self._in_service_logs())
@@ -93,8 +102,8 @@ class DeadLetters:
         self, dead_letter_id: UUID | str, reason: str = DEFAULT_DISCARD_REASON
     ) -> DeadLetterView:
         """Marks a parked dead letter discarded: its event will not be handled."""
-        letter = self.get(dead_letter_id)
         clean_reason = parse_text(reason, "reason")
+        letter = self.get(dead_letter_id)
         process_manager = self._process_managers.get(letter.subscriber)
         if process_manager is not None:
             process_manager.discard(letter.dead_letter_id, clean_reason)
@@ -147,3 +156,12 @@ class DeadLetters:
         if not notifications or notifications[0].id != position:
             raise LookupError(f"{service}'s log has no event at position {position}")
         return followed.mapper.to_domain_event(notifications[0])
+
+
+def _parse_status(value: object) -> DeadLetterStatus:
+    statuses = [status.value for status in DeadLetterStatus]
+    if not isinstance(value, str) or value not in statuses:
+        raise InvalidInputError(
+            "status", value, f"must be one of {', '.join(statuses)}"
+        )
+    return DeadLetterStatus(value)

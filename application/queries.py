@@ -12,7 +12,7 @@ from uuid import UUID
 
 from domain.errors import InvalidInputError
 from domain.order import OrderStatus
-from domain.values import parse_id, parse_sku, parse_text
+from domain.values import parse_id, parse_sku, parse_text, parse_whole_number
 from projections import queries
 from projections.queries import (
     CartSummary,
@@ -53,8 +53,8 @@ class ShopQueries:
             customer_id=None
             if customer_id is None
             else parse_text(customer_id, "customer_id"),
-            limit=_parse_bounded(limit, "limit", 1, MAX_PAGE_SIZE),
-            offset=_parse_bounded(offset, "offset", 0, None),
+            limit=parse_whole_number(limit, "limit", 1, MAX_PAGE_SIZE),
+            offset=parse_whole_number(offset, "offset", 0),
         )
 
     def customer_history(self, customer_id: str) -> CustomerHistory:
@@ -78,14 +78,4 @@ def _parse_status(value: object) -> str:
         raise InvalidInputError(
             "status", value, f"must be one of {', '.join(statuses)}"
         )
-    return value
-
-
-def _parse_bounded(value: object, field: str, low: int, high: int | None) -> int:
-    # bool is an int subclass; True is not a page size.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(field, value, "must be a whole number")
-    if value < low or (high is not None and value > high):
-        limits = f"at least {low}" if high is None else f"from {low} to {high}"
-        raise InvalidInputError(field, value, f"must be {limits}")
     return value

@@ -7,6 +7,7 @@ caller never has to parse a message.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from datetime import datetime
 from uuid import UUID
@@ -18,6 +19,22 @@ class ShopError(Exception):
 
 # -- bad input ---------------------------------------------------------------
 
+# Shows a bad value in a message in bounded time and length, whatever it is:
+# a list nested 100,000 deep, a 10 MB string, an int of a million digits.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxstring = _SHORT.maxother = _SHORT.maxlong = 60
+
+
+def _shown(value: object) -> str:
+    try:
+        shown = _SHORT.repr(value)
+    except (ValueError, RecursionError):
+        # An int past Python's limit of digits for text (ValueError), or an
+        # object whose own repr recurses without end.
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
 
 class InvalidInputError(ShopError, ValueError):
     """A command argument is malformed; nothing was written."""
@@ -26,10 +43,7 @@ class InvalidInputError(ShopError, ValueError):
         self.field = field
         self.value = value
         self.problem = problem
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        super().__init__(f"invalid {field} {shown}: {problem}")
+        super().__init__(f"invalid {field} {_shown(value)}: {problem}")
 
 
 class InvalidQuantityError(InvalidInputError):
@@ -45,7 +59,8 @@ class InvalidSkuError(InvalidInputError):
 
 
 class InvalidTextError(InvalidInputError):
-    """A name, customer id or reason is empty or too long."""
+    """A name, customer id, reason or actor is blank, too long, or holds a
+    control character or a lone surrogate."""
 
 
 class InvalidIdError(InvalidInputError):

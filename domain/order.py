@@ -87,7 +87,8 @@ class Order(Aggregate):
     ) -> Order:
         """Places the order for a checked-out cart; its id derives from the cart's."""
         cart_id = parse_id(cart_id, "cart_id")
-        customer_id = parse_text(customer_id, "customer_id")
+        # The cart's customer id, judged when the cart was opened.
+        customer_id = parse_text(customer_id, "customer_id", stored=True)
         clean_lines = _parse_lines(lines)
         expected = total_of(clean_lines)
         if not isinstance(total, Decimal) or total != expected:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -27,6 +27,8 @@ MAX_PRICE = Decimal("1000000.00")
 MAX_SKU_LENGTH = 64
 MAX_TEXT_LENGTH = 200
 CENT = Decimal("0.01")
+MAX_INT64 = 2**63 - 1
+"""The largest integer either database holds (a BIGINT; SQLite's INTEGER)."""
 
 _SKU_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]*")
 
@@ -98,8 +100,21 @@ def parse_price(value: object, field: str = "price") -> Decimal:
     return amount.quantize(CENT)
 
 
-def parse_text(value: object, field: str, max_length: int = MAX_TEXT_LENGTH) -> str:
-    """Non-blank text of bounded length, stripped of surrounding white space."""
+def parse_text(
+    value: object,
+    field: str,
+    max_length: int = MAX_TEXT_LENGTH,
+    *,
+    stored: bool = False,
+) -> str:
+    """Non-blank single-line text of bounded length, stripped of surrounding
+    white space, with no control characters and only Unicode scalar values.
+
+    ``stored``: the text comes from an event already stored (a reaction
+    carrying it on, like an order taking its cart's customer id); it was
+    judged when it was first given, by the rules of the day, which let
+    control characters through. Refusing it now would park the reaction for
+    good, so control characters pass."""
     if not isinstance(value, str):
         raise InvalidTextError(field, value, "must be a string")
     text = value.strip()
@@ -107,12 +122,34 @@ def parse_text(value: object, field: str, max_length: int = MAX_TEXT_LENGTH) -> 
         raise InvalidTextError(field, value, "must not be blank")
     if len(text) > max_length:
         raise InvalidTextError(field, value, f"longer than {max_length}")
+    if not stored and _CONTROL_CHARACTER.search(text) is not None:
+        # PostgreSQL cannot store NUL in text at all; the other control
+        # characters (tabs and newlines too) have no place in a one-line value
+        # and would garble every table and log line that shows it.
+        raise InvalidTextError(field, value, "contains a control character")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone surrogates are valid in a Python str but not in any store.
         raise InvalidTextError(field, value, "is not valid Unicode text") from None
     return text
+
+
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""C0 controls, DEL and C1 controls."""
+
+
+def parse_whole_number(
+    value: object, field: str, least: int, most: int = MAX_INT64
+) -> int:
+    """A whole number from ``least`` to ``most`` (by default the largest the
+    databases' 64-bit integers hold): offsets, limits, versions, positions."""
+    # bool is an int subclass; True is not a count of anything.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(field, value, "must be a whole number")
+    if not least <= value <= most:
+        raise InvalidInputError(field, value, f"must be from {least} to {most}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -129,10 +166,16 @@ class Line:
 
 
 def parse_moment(value: object, field: str) -> datetime:
-    """A point in time: a datetime with its time zone (a naive one is ambiguous)."""
-    if not isinstance(value, datetime) or value.tzinfo is None:
+    """A point in time, in UTC: a datetime with its time zone (a naive one is
+    ambiguous)."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidInputError(field, value, "must be a timezone-aware datetime")
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Within a day of year 1 or 9999, in a zone whose UTC time falls
+        # outside what a datetime can hold.
+        raise InvalidInputError(field, value, "is out of range in UTC") from None
 
 
 def total_of(lines: tuple[Line, ...] | list[Line]) -> Decimal:

@@ -19,8 +19,9 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, Select, and_, literal, or_, select, union_all
 
+from domain.errors import InvalidInputError
 from domain.inventory import InventoryItem
-from domain.values import inventory_item_id
+from domain.values import inventory_item_id, parse_moment, parse_whole_number
 from projections.audit import AUDIT_INDEXES, AuditIndex, event_type_name
 from projections.store import ViewStore
 
@@ -119,8 +120,7 @@ def find_events(
     cursor: str | None = None,
 ) -> Page:
     """One page of the events that match, across the services asked for."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    limit = parse_whole_number(limit, "limit", 1, MAX_PAGE)
     after = _decode_cursor(cursor) if cursor else None
     indexes = [
         index
@@ -323,9 +323,34 @@ def _encode_cursor(event: AuditEvent) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID, int]:
+# Longer than any cursor this module gives out (about 110 characters).
+MAX_CURSOR_LENGTH = 200
+
+
+def _decode_cursor(cursor: object) -> tuple[datetime, UUID, int]:
+    """The keyset position a cursor of :func:`_encode_cursor` holds; anything
+    else, however crafted, is an ``InvalidInputError``."""
+
+    def refused(problem: str) -> InvalidInputError:
+        return InvalidInputError("cursor", cursor, problem)
+
+    if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR_LENGTH:
+        raise refused("not a cursor this query gave out")
     try:
-        at, aggregate_id, version = json.loads(base64.urlsafe_b64decode(cursor))
-        return datetime.fromisoformat(at), UUID(aggregate_id), int(version)
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"not a cursor this query gave out: {cursor!r}") from error
+        # The length bound above also bounds how deep JSON can nest, well
+        # inside the recursion limit of the parser.
+        decoded = json.loads(base64.urlsafe_b64decode(cursor))
+    except (ValueError, TypeError):
+        raise refused("not a cursor this query gave out") from None
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != 3
+        or not all(isinstance(part, str) for part in decoded[:2])
+    ):
+        raise refused("not a cursor this query gave out")
+    at, aggregate_id, version = decoded
+    try:
+        moment = parse_moment(datetime.fromisoformat(at), "cursor")
+        return moment, UUID(aggregate_id), parse_whole_number(version, "cursor", 1)
+    except ValueError:
+        raise refused("not a cursor this query gave out") from None

@@ -16,6 +16,10 @@ they only set columns, they become one UPDATE of the row; else they are
 played, in order, on the stored row, read when the batch is written: adding
 to a row the table does not hold does nothing (as an UPDATE would), unless the
 addition brings a ``default`` row to start from (a counter's first event).
+
+Every value a handler hands over, keys included, passes :func:`storable` on
+the way in, so the rows written, the keys a batch looks up and a rebuild's
+rows agree on both engines.
 """
 
 from __future__ import annotations
@@ -82,6 +86,38 @@ class TableShape:
 @cache
 def shape_of(table: Table) -> TableShape:
     return TableShape(table)
+
+
+# -- values as rows hold them ------------------------------------------------
+
+_NUL = "\x00"
+_REPLACEMENT = "\ufffd"
+
+
+def storable(value: Any) -> Any:
+    """The value as a read model stores it: text with NUL, which PostgreSQL
+    cannot hold in text at all, gets U+FFFD in its place.
+
+    The domain refuses control characters in new text, but events stored
+    before it did (or by another writer) are still in the append-only log,
+    and a view must be buildable from all of it: otherwise their events park
+    as dead letters for good and no rebuild of the view can pass. Only NUL is
+    replaced: the other control characters are storable, and views built
+    before this kept them, so replacing them would make those views differ
+    from their rebuilds."""
+    if type(value) is str:
+        return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
+    if type(value) is tuple:
+        return tuple(map(storable, value))
+    return value
+
+
+def _holds_nul(values: Mapping[str, Any]) -> bool:
+    return any(type(value) is str and _NUL in value for value in values.values())
+
+
+def _storable_row(values: Mapping[str, Any]) -> Row:
+    return {name: storable(value) for name, value in values.items()}
 
 
 # -- operations on a row ------------------------------------------------------
@@ -179,6 +215,8 @@ class TableChanges:
         """Adds a new row; a key the table already holds is an error (at once
         if the row was loaded, else when the batch is written)."""
         self._check_columns(row)
+        if _holds_nul(row):
+            row = _storable_row(row)
         if not self.shape.key:
             self._appended.append(row)
             self._index(row)
@@ -237,6 +275,7 @@ class TableChanges:
 
     def get(self, key: Key, /) -> RowView | None:
         """The row with this key as the batch has it so far, or None."""
+        key = storable(key)
         change = self._changes.get(key)
         if change is not None and change.pending is None:
             return None if change.row is None else MappingProxyType(change.row)
@@ -251,6 +290,7 @@ class TableChanges:
         """The rows whose load column (see ``Projection.loads``) holds this
         value, as the batch has them so far: ``where(cart_id=cart_id)``."""
         ((name, value),) = column.items()
+        value = storable(value)
         if name == self.loaded_by:
             if not self.shape.key:
                 rows = self._keyless_groups.get(value)
@@ -351,6 +391,10 @@ class TableChanges:
         default: Mapping[str, Any] | None = None,
     ) -> None:
         key = self._key(key)
+        if _holds_nul(values):
+            values = _storable_row(values)
+        if default is not None and _holds_nul(default):
+            default = _storable_row(default)
         change = self._change(key)
         if change.pending is not None:
             change.pending.append((operation, values, default))
@@ -397,7 +441,8 @@ class TableChanges:
             )
         if isinstance(key, MappingProxyType):
             return self.shape.key_of(key)
-        return key
+        stored: Key = storable(key)
+        return stored
 
     def _knows_absent(self, key: Key) -> bool:
         """Whether the key is in a loaded group (so, not being among the loaded

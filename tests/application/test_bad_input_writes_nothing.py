@@ -197,10 +197,25 @@ def test_quantity_that_would_overflow_a_total_is_refused(
 WHITESPACE = "".join(c for c in map(chr, range(0x110000)) if c.isspace())
 
 
+CONTROL_CHARACTERS = "".join(map(chr, [*range(0x20), *range(0x7F, 0xA0)]))
+
+
+def with_a_control_character() -> st.SearchStrategy[str]:
+    """Text with a C0 or C1 control character (NUL, tab, newline, ESC, NEL...)
+    somewhere, even between other characters."""
+    return st.tuples(
+        st.text(st.characters(codec="utf-8"), max_size=10),
+        st.sampled_from(CONTROL_CHARACTERS),
+        st.text(st.characters(codec="utf-8"), max_size=10),
+    ).map(lambda parts: "a" + "".join(parts) + "z")
+
+
 def invalid_texts() -> st.SearchStrategy[object]:
-    """Blank text, text too long once stripped, or no text at all."""
+    """Blank text, text too long once stripped, text with a control character,
+    or no text at all."""
     return st.one_of(
         st.text(alphabet=WHITESPACE, max_size=40),
+        with_a_control_character(),
         st.text(st.characters(codec="utf-8"), min_size=MAX_TEXT_LENGTH + 1).filter(
             lambda text: len(text.strip()) > MAX_TEXT_LENGTH
         ),
@@ -234,6 +249,16 @@ TEXT_COMMANDS = [
         "reason",
         id="cancel_order-reason",
     ),
+    pytest.param(
+        lambda w, t: w.shop.receive_stock(TEA, 1, actor=t),
+        "actor",
+        id="receive_stock-actor",
+    ),
+    pytest.param(
+        lambda w, t: w.shop.checkout(w.cart_id, actor=t),
+        "actor",
+        id="checkout-actor",
+    ),
 ]
 
 
@@ -247,9 +272,20 @@ TEXT_COMMANDS = [
 @example(text="y" * (MAX_TEXT_LENGTH + 1))
 @example(text=None)
 @example(text=42)
+@example(text="a\x00b")
+@example(text="\x00")
+@example(text="two\nlines")
+@example(text="tab\there")
+@example(text="bell\x07")
+@example(text="del\x7f")
+@example(text="next\x85line")
+@example(text="csi\x9b")
+@example(text="x" * 10_000_000)
 def test_invalid_text_is_refused(
     world: World, command: TextCommand, field: str, text: object
 ) -> None:
+    if field == "actor" and text is None:
+        return  # no actor given: the command is the system's
     error = assert_refused(world, lambda: command(world, text), InvalidTextError)
 
     assert isinstance(error, InvalidTextError)

@@ -4,6 +4,7 @@ can check (a count, a name it knows) is refused before anything is touched."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import uuid
@@ -14,6 +15,12 @@ import pytest
 from application.cli import main
 
 UNKNOWN_ID = str(uuid.UUID(int=7))
+A_TIME = "2026-01-01T00:00:00+00:00"
+
+
+def as_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
 
 # (command and its bad arguments, what the one line names)
 TYPED_REFUSALS: dict[str, tuple[list[str], str]] = {
@@ -57,6 +64,64 @@ TYPED_REFUSALS: dict[str, tuple[list[str], str]] = {
     "audit state, version 0": (
         ["audit", "state", UNKNOWN_ID, "--version", "0"],
         "version",
+    ),
+    "audit state, version 2**63": (
+        ["audit", "state", UNKNOWN_ID, "--version", str(2**63)],
+        "version",
+    ),
+    "audit state, time before year 1 in UTC": (
+        ["audit", "state", UNKNOWN_ID, "--at", "0001-01-01T00:00+05:00"],
+        "at",
+    ),
+    "audit events, since before year 1 in UTC": (
+        ["audit", "events", "--since", "0001-01-01T00:00+05:00"],
+        "since",
+    ),
+    "audit events, until after year 9999 in UTC": (
+        ["audit", "events", "--until", "9999-12-31T23:59-05:00"],
+        "until",
+    ),
+    "audit events, actor with NUL": (["audit", "events", "--actor", "a\x00b"], "actor"),
+    "audit events, customer with a newline": (
+        ["audit", "events", "--customer", "line\nbreak"],
+        "customer_id",
+    ),
+    "audit events, customer of 10 MB": (
+        ["audit", "events", "--customer", "x" * 10_000_000],
+        "customer_id",
+    ),
+    "audit events, cursor nested 100,000 deep": (
+        ["audit", "events", "--cursor", as_cursor("[" * 100_000 + "]" * 100_000)],
+        "cursor",
+    ),
+    "audit events, cursor with version 2**63": (
+        [
+            "audit",
+            "events",
+            "--cursor",
+            as_cursor(f'["{A_TIME}", "{UNKNOWN_ID}", {2**63}]'),
+        ],
+        "cursor",
+    ),
+    "audit events, cursor beyond year 9999 in UTC": (
+        [
+            "audit",
+            "events",
+            "--cursor",
+            as_cursor(f'["9999-12-31T23:59:59-05:00", "{UNKNOWN_ID}", 1]'),
+        ],
+        "cursor",
+    ),
+    "audit events, cursor of wrong types": (
+        ["audit", "events", "--cursor", as_cursor("[1, 2, 3]")],
+        "cursor",
+    ),
+    "audit trace, id with NUL": (["audit", "trace", "\x00"], "correlation_id"),
+    "audit stock, SKU with NUL": (["audit", "stock", "TEA\x00"], "sku"),
+    "audit history, lone surrogate": (["audit", "history", "\ud800"], "aggregate_id"),
+    "dead-letters discard, reason with NUL": (
+        ["dead-letters", "discard", UNKNOWN_ID, "--reason", "oops\x00"],
+        "reason",
     ),
 }
 

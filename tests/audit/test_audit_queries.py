@@ -3,12 +3,13 @@ traces, stock movements, time travel and output formats."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
@@ -22,11 +23,45 @@ from application.audit import (
     trace_records,
 )
 from application.metadata import acting_as
-from domain.errors import InvalidInputError, InvalidSkuError
+from domain.errors import InvalidInputError, InvalidSkuError, InvalidTextError
 from projections.audit_queries import AuditEvent
 from tests.conftest import ENGINES, settings_on
 
 TEA, MUG = "TEA-1", "MUG-1"
+
+# The first and last moments a datetime holds, in zones whose UTC time is
+# beyond them.
+EARLIEST_EAST = datetime.min.replace(tzinfo=timezone(timedelta(hours=5)))
+LATEST_WEST = datetime.max.replace(tzinfo=timezone(timedelta(hours=-5)))
+
+
+def as_cursor(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+A_TIME = "2026-01-01T00:00:00+00:00"
+AN_ID = str(UUID(int=7))
+CRAFTED_CURSORS: dict[str, object] = {
+    "not-base64": "!!!",
+    "not-ascii": "\u00e9t\u00e9",
+    "not-json": as_cursor("{"),
+    "an-object": as_cursor('{"not": "a cursor"}'),
+    "two-items": as_cursor(json.dumps([A_TIME, AN_ID])),
+    "numbers": as_cursor("[1, 2, 3]"),
+    "bad-id": as_cursor(json.dumps([A_TIME, "nope", 1])),
+    "naive-time": as_cursor(json.dumps(["2026-01-01T00:00:00", AN_ID, 1])),
+    "time-beyond-year-1": as_cursor(json.dumps([EARLIEST_EAST.isoformat(), AN_ID, 1])),
+    "time-beyond-year-9999": as_cursor(json.dumps([LATEST_WEST.isoformat(), AN_ID, 1])),
+    "version-2**63": as_cursor(json.dumps([A_TIME, AN_ID, 2**63])),
+    "version-4301-digits": as_cursor(f'["{A_TIME}", "{AN_ID}", {"9" * 4301}]'),
+    "version-float": as_cursor(json.dumps([A_TIME, AN_ID, 1.5])),
+    "version-bool": as_cursor(json.dumps([A_TIME, AN_ID, True])),
+    "version-text": as_cursor(json.dumps([A_TIME, AN_ID, "1"])),
+    "nested-100000-deep": as_cursor("[" * 100_000 + "]" * 100_000),
+    "10MB": "A" * 10_000_000,
+    "an-int": 42,
+    "bytes": b"[]",
+}
 
 
 @dataclass(frozen=True)
@@ -209,6 +244,28 @@ def test_time_travel_rebuilds_an_aggregate_as_of_a_version_or_a_time(
         (lambda a: a.events(sku="lower case"), InvalidSkuError),
         (lambda a: a.history("not-a-uuid"), InvalidInputError),
         (lambda a: a.state("x" * 1_000_000), InvalidInputError),
+        (lambda a: a.state(UUID(int=7), version=2**63), InvalidInputError),
+        (lambda a: a.state(UUID(int=7), version=True), InvalidInputError),
+        (lambda a: a.state(UUID(int=7), at=EARLIEST_EAST), InvalidInputError),
+        (lambda a: a.events(since=EARLIEST_EAST), InvalidInputError),
+        (lambda a: a.events(until=LATEST_WEST), InvalidInputError),
+        (lambda a: a.events(limit=2**63), InvalidInputError),
+        (lambda a: a.events(limit=1.0), InvalidInputError),
+        (lambda a: a.events(actor="ann\x00"), InvalidTextError),
+        (lambda a: a.events(actor="ann\tlee"), InvalidTextError),
+        (lambda a: a.events(actor="\udcff"), InvalidTextError),
+        (lambda a: a.events(customer_id="c\x1b[31m"), InvalidTextError),
+        (lambda a: a.events(event_types="Order.Placed"), InvalidInputError),
+        (lambda a: a.events(services=5), InvalidInputError),
+        (lambda a: a.events(newest_first="no"), InvalidInputError),
+        *(
+            pytest.param(
+                lambda a, cursor=cursor: a.events(cursor=cursor),
+                InvalidInputError,
+                id=f"cursor-{name}",
+            )
+            for name, cursor in CRAFTED_CURSORS.items()
+        ),
     ],
 )
 def test_bad_audit_input_gets_a_typed_error(

@@ -231,3 +231,37 @@ def test_rows_read_cannot_be_changed_behind_the_batch_s_back() -> None:
 
     with pytest.raises(TypeError):
         row["count"] = 7  # type: ignore[index]
+
+
+def test_text_with_nul_is_kept_with_u_fffd_in_rows_and_keys_alike() -> None:
+    """PostgreSQL cannot hold NUL in text: rows get U+FFFD in its place, and a
+    handler finds them by the key it gave, NUL and all."""
+    changes = TableChanges(shape_of(lines))
+
+    changes.insert(cart_id="c\x00", sku="S\x00KU", quantity=1)
+    changes.add(("c\x00", "S\x00KU"), quantity=2)
+    changes.add(("d\x00", "SKU"), default={"quantity": 0}, quantity=4)
+    changes.update(("e", "SKU"), quantity=5)
+
+    row = changes.get(("c\x00", "S\x00KU"))
+    assert row is not None
+    assert dict(row) == {"cart_id": "c\ufffd", "sku": "S\ufffdKU", "quantity": 3}
+    changes.resolve({})
+    outcome = changes.outcome()
+    assert outcome.inserted == [
+        {"cart_id": "c\ufffd", "sku": "S\ufffdKU", "quantity": 3},
+        {"cart_id": "d\ufffd", "sku": "SKU", "quantity": 4},
+    ]
+    assert outcome.updated == [{"cart_id": "e", "sku": "SKU", "quantity": 5}]
+
+
+def test_a_loaded_group_is_found_by_the_value_with_nul() -> None:
+    changes = TableChanges(shape_of(notes), loaded_by="about")
+    changes.load([{"about": "a\ufffd", "text": "stored"}], groups=["a\ufffd"])
+
+    changes.insert(about="a\x00", text="new\x00")
+
+    assert [dict(row) for row in changes.where(about="a\x00")] == [
+        {"about": "a\ufffd", "text": "stored"},
+        {"about": "a\ufffd", "text": "new\ufffd"},
+    ]

@@ -97,6 +97,15 @@ def test_customer_ids_are_read_as_they_are_stored(
         (lambda q: q.orders(limit=True), InvalidInputError),
         (lambda q: q.orders(limit="10"), InvalidInputError),
         (lambda q: q.orders(offset=-1), InvalidInputError),
+        (lambda q: q.orders(offset=2**63), InvalidInputError),
+        (lambda q: q.orders(offset=1.0), InvalidInputError),
+        (lambda q: q.orders(limit=2**63), InvalidInputError),
+        (lambda q: q.orders(customer_id="a\x00b"), InvalidTextError),
+        (lambda q: q.orders(customer_id="a\nb"), InvalidTextError),
+        (lambda q: q.orders(customer_id="a\ud800"), InvalidTextError),
+        (lambda q: q.orders(customer_id="x" * 10_000_000), InvalidTextError),
+        (lambda q: q.customer_history("one\x00"), InvalidTextError),
+        (lambda q: q.customer_history("\x85one\x9f"), InvalidTextError),
     ],
 )
 def test_malformed_input_is_refused_with_a_typed_error(
