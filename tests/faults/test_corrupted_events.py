@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 
 from application import Settings, Shop
 from application.cli import main
+from application.hosting import SubscriberFailedError
 from application.inspection import SubscriberStatus, subscriber_statuses
 from application.runners import (
     HEARTBEAT_SECONDS,
@@ -307,3 +308,31 @@ def test_a_halted_subscriber_leaves_the_others_of_its_worker_process_running(
     # and when stopped, the worker exits 1, saying which one halted
     assert worker.returncode == 1, output.decode()
     assert b"worker checkout stopped" in output
+
+
+def test_a_halted_subscriber_leaves_the_others_of_the_embedded_helper_running(
+    settings: Settings,
+) -> None:
+    # given an embedded shop (its subscribers in its helper process)
+    with Shop(settings=settings) as shop:
+        shop.register_product(TEA, "Sencha", "6.20")
+        # when an event with an unknown topic is stored, then more events
+        bad = store_corrupt(shop, UNKNOWN_TOPIC)
+        cart_id = shop.open_cart("after")
+        shop.add_to_cart(cart_id, TEA, 2)
+        shop.receive_stock(TEA, 4)
+
+        # then waiting reports the checkout's halt, naming log and position
+        with pytest.raises(SubscriberFailedError, match="checkout") as failed:
+            shop.wait_until_processed(timeout=60)
+        assert f"Carts position {bad}" in str(failed.value)
+        # and the others handled everything
+        eventually(
+            lambda: caught_up(shop, "carts", "audit_carts", "stock", "audit_inventory"),
+            60,
+            "the other subscribers",
+        )
+        assert_parked(shop, bad, "carts", "audit_carts")
+        cart = shop.queries.cart(cart_id)
+        assert cart is not None
+        assert cart.item_count == 2
