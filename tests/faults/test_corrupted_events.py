@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 
 from application import Settings, Shop
 from application.cli import main
+from application.config import FaultPolicy
 from application.hosting import SubscriberFailedError
 from application.inspection import SubscriberStatus, subscriber_statuses
 from application.runners import (
@@ -336,3 +337,30 @@ def test_a_halted_subscriber_leaves_the_others_of_the_embedded_helper_running(
         cart = shop.queries.cart(cart_id)
         assert cart is not None
         assert cart.item_count == 2
+
+
+def test_a_process_manager_halted_at_a_corrupt_event_moves_past_it_parking_it(
+    settings: Settings,
+) -> None:
+    # given a checkout halted at an event whose topic names no class
+    with Shop(settings=settings, subscribers="threads") as shop:
+        shop.register_product(TEA, "Sencha", "6.20")
+        shop.receive_stock(TEA, 10)
+        bad = store_corrupt(shop, UNKNOWN_TOPIC)
+        after = check_out(shop, "after")
+        (checkout,) = [r for r in shop.subscribers.runners if r.name == "checkout"]
+        assert_halted_at(checkout, bad)
+
+    # when it is restarted once with the park policy
+    park = FaultPolicy(attempts=1, on_failure="park")
+    with Shop(
+        settings=settings, subscribers="threads", fault_policies={"checkout": park}
+    ) as shop:
+        shop.wait_until_processed(timeout=30)
+
+        # then it parked the event, and the checkout after it got its order
+        letters = shop.dead_letters.list(subscriber="checkout")
+        assert [(letter.service, letter.position) for letter in letters] == [
+            ("Carts", bad)
+        ]
+        assert shop.get_order(order_id_for_cart(after)).status == "confirmed"
