@@ -134,14 +134,18 @@ class SubscriberHaltedError(RuntimeError):
         self.attempts = attempts
         self.error = error
         at = f"position {position}" if event is None else str(event)
-        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         super().__init__(
-            f"{subscriber} halted at {at} after {tries}: {Failure.of(error).error}"
+            f"{subscriber} halted at {at} after {_attempts(attempts)}: "
+            f"{Failure.of(error).error}"
         )
 
     def report(self) -> str:
         """What ``eventshop status`` shows: this message, then the traceback."""
         return f"{self}\n{Failure.of(self.error).traceback}"
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 class Subscriber(Protocol):
@@ -558,10 +562,10 @@ class SubscriberRunner:
                 self.name, parked.position, parked, failure.attempts, failure.error
             )
         log.error(
-            "%s parks %s after %s attempts",
+            "%s parks %s after %s",
             self.name,
             parked,
-            failure.attempts,
+            _attempts(failure.attempts),
             exc_info=failure.error,
         )
         outcome = self._retrying(
