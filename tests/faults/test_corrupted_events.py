@@ -29,6 +29,7 @@ from application.runners import (
     SubscriberRunner,
 )
 from domain.cart import Cart
+from domain.errors import DeadLetterRetryFailedError
 from domain.values import order_id_for_cart
 from projections.store import SubscriberReport
 from tests.projections.runner_testing import eventually, start_worker
@@ -364,3 +365,27 @@ def test_a_process_manager_halted_at_a_corrupt_event_moves_past_it_parking_it(
             ("Carts", bad)
         ]
         assert shop.get_order(order_id_for_cart(after)).status == "confirmed"
+
+
+def test_retrying_a_parked_corrupt_event_fails_with_a_typed_error_and_keeps_it(
+    threads_shop: Shop, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a corrupt event the carts view parked
+    shop = threads_shop
+    bad = store_corrupt(shop, NOT_JSON)
+    eventually(lambda: caught_up(shop, "carts"), 30, "the carts view")
+    (letter,) = shop.dead_letters.list(subscriber="carts")
+    assert letter.position == bad
+
+    # when it is retried, then that fails, and it stays parked
+    with pytest.raises(DeadLetterRetryFailedError, match="MapperDeserialisation"):
+        shop.dead_letters.retry(letter.dead_letter_id)
+    assert shop.dead_letters.get(letter.dead_letter_id).status == "parked"
+    # and on the command line: one line on stderr, exit 2
+    capsys.readouterr()
+    storage = ["--database-url", shop.settings.database_url()]
+    retry = ["dead-letters", "retry", str(letter.dead_letter_id), *storage]
+    assert main(retry) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("eventshop: error: retry of dead letter")
+    assert len(err.strip().splitlines()) == 1
