@@ -3,6 +3,10 @@
 A :class:`ChainKeeper` chains one service's stored events as its log grows
 (``run`` in a thread of its own, or ``extend_now`` once); :func:`verify_chains`
 checks every service's log against its chain (see ``projections.chain``).
+
+A chain vouches for events as they were when chained: an event altered, or
+written straight into the table, before its keeper reached it is chained as it
+is. Subscribers and ``eventshop status`` catch what of that cannot be decoded.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -357,6 +358,16 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
     for status in statuses:
         if status.error_summary:
             console.print(f"[red]{status.name}:[/] {status.error_summary}")
+    for status in statuses:
+        if status.next_event_error:
+            # A corrupt event in a log is a fault too: it halts or is parked.
+            failed = True
+            console.print(
+                f"[red]{status.name}:[/] next event: "
+                + escape(status.next_event_error),
+                soft_wrap=True,
+                highlight=False,
+            )
     return 1 if failed else 0
 
 

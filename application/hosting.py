@@ -381,9 +381,7 @@ def run_worker(
     for runner in runners:
         runner.start()
     try:
-        while not stopping.wait(0.5):
-            if not all(runner.is_alive for runner in runners):
-                break
+        _wait_while_any_runs(runners, stopping)
     finally:
         chain_keepers.stop()
         for runner in runners:
@@ -393,3 +391,13 @@ def run_worker(
     for runner in runners:
         if runner.error is not None:
             raise SubscriberFailedError(runner.name, runner.error)
+
+
+def _wait_while_any_runs(
+    runners: Sequence[SubscriberRunner | TickerRunner], stopping: threading.Event
+) -> None:
+    """Returns once ``stopping`` is set or every runner has stopped: one that
+    halts (or fails) leaves the others running."""
+    while not stopping.wait(0.5):
+        if not any(runner.is_alive for runner in runners):
+            return

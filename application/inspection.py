@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from eventsourcing.application import Application
 
 from application.runners import HEARTBEAT_SECONDS, Subscriber
+from application.shared_log import UndecodableEventError, undecodable
 from projections.store import SubscriberReport
 
 # A subscriber whose last heartbeat is older than this is taken to be gone.
@@ -49,6 +50,8 @@ class SubscriberStatus:
     pid: int | None
     standbys: int
     error: str | None
+    next_event_error: str | None = None
+    """Why the next event after its position cannot be decoded, if it cannot."""
 
     @property
     def error_summary(self) -> str | None:
@@ -84,6 +87,7 @@ def subscriber_statuses(
         active = [report for report in alive if report.state in ACTIVE_STATES]
         shown = active or list(instances)
         report = shown[0] if shown else None
+        next_event = _next_event(service, subscriber, position)
         statuses.append(
             SubscriberStatus(
                 name=subscriber.name,
@@ -91,28 +95,52 @@ def subscriber_statuses(
                 position=position,
                 head=head,
                 lag_events=max(head - position, 0),
-                lag_seconds=_oldest_unhandled_age(service, position, now),
+                lag_seconds=_age(next_event, now),
                 state=report.state if report else "never started",
                 running=bool(active),
                 host=report.host if report else None,
                 pid=report.pid if report else None,
                 standbys=sum(1 for other in alive if other.state == "standby"),
                 error=report.error if report else None,
+                next_event_error=(
+                    str(next_event)
+                    if isinstance(next_event, UndecodableEventError)
+                    else None
+                ),
             )
         )
     return statuses
 
 
-def _oldest_unhandled_age(
-    service: Application[Any], position: int, now: datetime
-) -> float | None:
+def _next_event(
+    service: Application[Any], subscriber: Subscriber, position: int
+) -> object | UndecodableEventError | None:
+    """The first event after ``position`` (None at the head), or why it cannot
+    be decoded (as its subscriber will find: see ``application.runners``)."""
     pending = service.recorder.select_notifications(
         start=position, limit=1, inclusive_of_start=False
     )
     if not pending:
         return None
-    event = service.mapper.to_domain_event(pending[0])
-    timestamp: datetime = getattr(event, "timestamp", now)
+    (notification,) = pending
+    decode = service.mapper.to_domain_event
+    handled = notification.topic in subscriber.topics
+    problem = undecodable(subscriber.follows, notification, decode if handled else None)
+    if problem is not None:
+        return problem
+    try:
+        return decode(notification)
+    except Exception:
+        # One it does not handle need not decode (nor does it stop it); only
+        # its age is unknown.
+        return None
+
+
+def _age(next_event: object | None, now: datetime) -> float | None:
+    """How old the oldest event not handled yet is (None: none, or unknown)."""
+    if next_event is None or isinstance(next_event, UndecodableEventError):
+        return None
+    timestamp: datetime = getattr(next_event, "timestamp", now)
     return max((now - timestamp).total_seconds(), 0.0)
 
 

@@ -11,14 +11,20 @@ names the event that caused them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import DomainEventProtocol, Snapshot
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import (
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+)
 
 from domain.metadata import METADATA_KEY, EventMetadata, event_id, metadata_of
 from domain.values import parse_id, parse_text
@@ -115,3 +121,32 @@ class MetadataMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         stamp_metadata([domain_event])
         return super().to_stored_event(domain_event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        # The library fills the event's __dict__ with whatever the state holds:
+        # a state without the class's fields would decode, and fail later in
+        # whoever reads the event, far from the cause.
+        domain_event = super().to_domain_event(stored_event)
+        missing = _required_fields(type(domain_event)) - vars(domain_event).keys()
+        if missing:
+            raise MapperDeserialisationError(
+                f"state of stored event with topic '{stored_event.topic}', "
+                f"originator_id '{stored_event.originator_id}' and "
+                f"originator_version {stored_event.originator_version} lacks "
+                f"the fields {', '.join(sorted(missing))}"
+            )
+        return domain_event
+
+
+@cache
+def _required_fields(cls: type) -> frozenset[str]:
+    """The fields an event of ``cls`` must have: those with no default (after
+    upcasting, which gives old events the fields added since)."""
+    if not dataclasses.is_dataclass(cls):
+        return frozenset()
+    return frozenset(
+        field.name
+        for field in dataclasses.fields(cls)
+        if field.default is dataclasses.MISSING
+        and field.default_factory is dataclasses.MISSING
+    )

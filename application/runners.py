@@ -26,7 +26,10 @@ When a handler raises, the runner follows the subscriber's
 behind), then narrows the failure down to one event by trying the batch's
 events one at a time, and gives up on that event by halting before it
 (``stop``) or by parking it as a dead letter while moving past it, in one
-transaction (``park``).
+transaction (``park``). An event that cannot be decoded (its topic names no
+class, or its state does not decode) is given up on in the same way, at once:
+no retry would decode it. It is never taken for one the subscriber does not
+handle, unless its topic names a class the subscriber does not handle.
 """
 
 from __future__ import annotations
@@ -54,7 +57,14 @@ from eventsourcing.persistence import Notification
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from application.config import Batching, FaultPolicy, PostgresLocation
-from application.shared_log import LogFollower, LoggedEvent, SharedLog, shared_log
+from application.shared_log import (
+    LogFollower,
+    LoggedEvent,
+    SharedLog,
+    UndecodableEventError,
+    names_a_class,
+    shared_log,
+)
 from domain.dead_letter import Failure, ParkedEvent
 
 log = logging.getLogger(__name__)
@@ -125,13 +135,17 @@ class SubscriberHaltedError(RuntimeError):
         self.error = error
         at = f"position {position}" if event is None else str(event)
         super().__init__(
-            f"{subscriber} halted at {at} after {attempts} attempts: "
+            f"{subscriber} halted at {at} after {_attempts(attempts)}: "
             f"{Failure.of(error).error}"
         )
 
     def report(self) -> str:
         """What ``eventshop status`` shows: this message, then the traceback."""
         return f"{self}\n{Failure.of(self.error).traceback}"
+
+
+def _attempts(count: int) -> str:
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 class Subscriber(Protocol):
@@ -548,10 +562,10 @@ class SubscriberRunner:
                 self.name, parked.position, parked, failure.attempts, failure.error
             )
         log.error(
-            "%s parks %s after %s attempts",
+            "%s parks %s after %s",
             self.name,
             parked,
-            failure.attempts,
+            _attempts(failure.attempts),
             exc_info=failure.error,
         )
         outcome = self._retrying(
@@ -574,9 +588,9 @@ class SubscriberRunner:
         position: int | None,
         new_position: int,
     ) -> bool:
-        # Decoded within the attempt (once per process, shared with the other
-        # runners of the log): an event that cannot be decoded fails this
-        # attempt, and the next, like any other failing event.
+        # Decoded once per process, shared with the other runners of the log;
+        # an event that cannot be decoded never gets here (see
+        # ``_up_to_undecodable``).
         events = [notification.event() for notification in notifications]
         return self.subscriber.process(
             events, expected_position=position, new_position=new_position
@@ -617,6 +631,28 @@ class SubscriberRunner:
         with self._progress:
             self._position = position
             self._progress.notify_all()
+
+
+def _up_to_undecodable(
+    batch: Sequence[LoggedEvent], topics: frozenset[str]
+) -> tuple[Sequence[LoggedEvent], tuple[LoggedEvent, UndecodableEventError] | None]:
+    """The events of ``batch`` before the first undecodable one, and that one
+    with why. The events a subscriber handles are decoded; of the others, only
+    the topic is resolved: one that names no class might be an event it
+    handles (renamed, or its class gone), so it is no more skipped than an
+    event it handles that does not decode."""
+    # Each topic is resolved once per batch, not once per event.
+    unknown = {topic for topic in {e.topic for e in batch} if not names_a_class(topic)}
+    for index, entry in enumerate(batch):
+        if entry.topic in unknown:
+            problem = entry.undecodable(decode=False)
+        elif entry.topic in topics:
+            problem = entry.undecodable(decode=True)
+        else:
+            continue
+        if problem is not None:
+            return batch[:index], (entry, problem)
+    return batch, None
 
 
 class Pace:
@@ -699,7 +735,12 @@ class _Following:
                     return
                 continue
             self.pace.took(len(batch))
+            batch, culprit = _up_to_undecodable(batch, topics)
             handled = [entry for entry in batch if entry.topic in topics]
+            if culprit is not None:
+                if not self._give_up_on(handled, batch, *culprit):
+                    return
+                continue
             self.read_to = batch[-1].id
             if not handled and not self._unrecorded_too_long():
                 continue
@@ -707,6 +748,29 @@ class _Following:
                 return
             self.pace.finished()
             self._recorded()
+
+    def _give_up_on(
+        self,
+        handled: Sequence[LoggedEvent],
+        before: Sequence[LoggedEvent],
+        undecodable: LoggedEvent,
+        error: UndecodableEventError,
+    ) -> bool:
+        """Handles the events ``before`` an undecodable one, then gives up on
+        it at once (decoding it again would fail again): halts, or parks it.
+        False if the runner must resync."""
+        runner = self.runner
+        if handled:
+            self.read_to = before[-1].id
+            if not runner._deliver(handled, self.recorded, self.read_to):
+                return False
+            self._recorded()
+        if not runner._give_up(undecodable, self.recorded, _GaveUp(error, 1)):
+            return False
+        self.read_to = undecodable.id
+        self._recorded()
+        self.pace.finished()
+        return True
 
     def _patience(self) -> float:
         """How long to wait for events: with a position to record, only until

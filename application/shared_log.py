@@ -19,6 +19,10 @@ ask for the events after their own position (:meth:`LogFollower.batch_after`):
 
 The window holds what its slowest follower still needs, and never more than a
 bound: a follower that falls further behind than that reads on its own.
+
+An event whose topic names no class, or whose state does not decode, is
+*undecodable* (:meth:`LoggedEvent.undecodable`): its followers must not take it
+for one they are not interested in (see ``application.runners``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Protocol, cast
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.utils import resolve_topic
 
 from application.persistence.subscriptions import Waker
 
@@ -53,10 +58,64 @@ class SignallingRecorder(Protocol):
     def stop_waking(self, waker: Waker) -> None: ...
 
 
+class UndecodableEventError(Exception):
+    """A stored event that cannot be decoded: its topic names no class, or its
+    state does not decode into that class (not JSON, fields missing)."""
+
+    def __init__(self, service: str, notification: Notification, reason: str) -> None:
+        self.service = service
+        self.position = notification.id
+        self.topic = notification.topic
+        self.reason = reason
+        super().__init__(
+            f"the event at {service} position {notification.id} cannot be "
+            f"decoded: {reason}"
+        )
+
+
+def undecodable(
+    service: str, notification: Notification, decode: Decode | None
+) -> UndecodableEventError | None:
+    """Why ``notification`` cannot be decoded, or None if it can: its topic
+    must name a class and, given ``decode``, its state must decode."""
+    if not names_a_class(notification.topic):
+        reason = f"its topic {notification.topic!r} names no class"
+        return UndecodableEventError(service, notification, reason)
+    if decode is None:
+        return None
+    try:
+        decode(notification)
+    except Exception as error:
+        problem = UndecodableEventError(
+            service, notification, f"{type(error).__name__}: {error}"
+        )
+        problem.__cause__ = error
+        return problem
+    return None
+
+
+_class_topics: set[str] = set()
+
+
+def names_a_class(topic: str) -> bool:
+    """Whether ``topic`` resolves to a class (as the mapper resolves it)."""
+    if topic in _class_topics:
+        return True
+    try:
+        resolved = resolve_topic(topic)
+    except Exception:
+        # Not remembered: a class registered later under it will be found.
+        return False
+    if not isinstance(resolved, type):
+        return False
+    _class_topics.add(topic)
+    return True
+
+
 class LoggedEvent:
     """A notification read from a log, and its event, decoded once when first
     asked for. A notification that fails to decode is left undecoded: every
-    attempt to handle it decodes it again and fails as the first did."""
+    follower that asks decodes it again and fails as the first did."""
 
     __slots__ = ("_decoded", "_log", "notification")
 
@@ -78,6 +137,18 @@ class LoggedEvent:
             self._decoded = self._log.decode_once(self)
         return self._decoded
 
+    def undecodable(self, *, decode: bool) -> UndecodableEventError | None:
+        """Why this event cannot be decoded, or None: its topic must name a
+        class and, if ``decode``, its state must decode (then the event is
+        decoded, once, for every follower)."""
+        if decode and self._decoded is not _NOT_DECODED:
+            return None
+        return undecodable(
+            self._log.name,
+            self.notification,
+            (lambda _: self.event()) if decode else None,
+        )
+
 
 _NOT_DECODED = object()
 
@@ -85,7 +156,11 @@ _NOT_DECODED = object()
 class SharedLog:
     """The window of one service's log that this process's followers share."""
 
-    def __init__(self, recorder: ApplicationRecorder, decode: Decode) -> None:
+    def __init__(
+        self, recorder: ApplicationRecorder, decode: Decode, name: str = "log"
+    ) -> None:
+        self.name = name
+        """The service whose log it is (for messages)."""
         self._recorder = recorder
         self._decode = decode
         self._signals = cast(SignallingRecorder, recorder)
@@ -354,6 +429,8 @@ def shared_log(service: Application[Any]) -> SharedLog:
     with _logs_lock:
         log = _logs.get(service)
         if log is None:
-            log = SharedLog(service.recorder, service.mapper.to_domain_event)
+            log = SharedLog(
+                service.recorder, service.mapper.to_domain_event, service.name
+            )
             _logs[service] = log
         return log
