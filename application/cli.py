@@ -486,6 +486,8 @@ def _print_rebuild_report(report: RebuildReport, console: Console) -> None:
         f"with generation {report.live_generation} (version {report.live_version}) "
         f"at position {report.position} (log head {report.log_head} at the start)"
     )
+    for problem in report.undecodable:
+        console.print(f"  [yellow]passed over[/] {problem}")
     table = Table()
     table.add_column("table")
     for column in ("live rows", "rebuilt rows", "live checksum", "rebuilt checksum"):

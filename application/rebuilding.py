@@ -13,6 +13,7 @@ from eventsourcing.persistence import Notification
 from application.config import Settings
 from application.hosting import open_view_store
 from application.services import Carts, Inventory, Orders
+from application.shared_log import undecodable
 from projections.base import Projection
 from projections.catalog import PROJECTIONS, projection_named
 from projections.rebuild import (
@@ -55,7 +56,18 @@ class ServiceEventSource:
         )
 
     def decode(self, notification: Notification) -> object:
-        return self.service.mapper.to_domain_event(notification)
+        decode = self.service.mapper.to_domain_event
+        try:
+            return decode(notification)
+        except Exception as error:
+            # Decoding again, on this rare path, words the error as every
+            # subscriber words it.
+            raise (undecodable(self.name, notification, decode) or error) from error
+
+    def check_topic(self, notification: Notification) -> None:
+        problem = undecodable(self.name, notification, decode=None)
+        if problem is not None:
+            raise problem
 
 
 def projections_named(name: str) -> tuple[type[Projection], ...]:

@@ -58,7 +58,7 @@ class SignallingRecorder(Protocol):
     def stop_waking(self, waker: Waker) -> None: ...
 
 
-class UndecodableEventError(Exception):
+class UndecodableEventError(ValueError):
     """A stored event that cannot be decoded: its topic names no class, or its
     state does not decode into that class (not JSON, fields missing)."""
 

@@ -72,7 +72,13 @@ class EventSource(Protocol):
         """Up to ``limit`` notifications with ``after < id <= up_to``, in order."""
 
     def decode(self, notification: Notification) -> object:
-        """The domain event a notification holds."""
+        """The domain event a notification holds; raises ValueError, naming
+        the log and the position, when it cannot be decoded."""
+
+    def check_topic(self, notification: Notification) -> None:
+        """Raises ValueError, naming the log and the position, when the
+        notification's topic names no class: such an event cannot be known
+        to be one the projection has no interest in."""
 
 
 class RebuildError(RuntimeError):
@@ -143,6 +149,9 @@ class RebuildReport:
     notifications_read: int
     events_applied: int
     """Notifications of the event types the projection handles."""
+    undecodable: tuple[str, ...]
+    """Why each event the rebuild passed over could not be decoded (the live
+    projection parks the same events as dead letters)."""
     tables: tuple[TableComparison, ...]
     switched: bool
     dropped: tuple[int, ...]
@@ -261,6 +270,7 @@ def rebuild(
         log_head=log_head,
         notifications_read=shadow.notifications_read,
         events_applied=shadow.events_applied,
+        undecodable=tuple(shadow.undecodable),
         tables=tables,
         switched=switched,
         dropped=(dropped,),
@@ -289,6 +299,7 @@ class _Shadow:
         self.position = 0
         self.notifications_read = 0
         self.events_applied = 0
+        self.undecodable: list[str] = []
 
     def replay_to(
         self, target: int, phase: Phase, progress: ProgressCallback | None
@@ -316,11 +327,7 @@ class _Shadow:
             # An empty read means nothing is stored in (position, target]: a
             # gap left by rolled-back writes; the position still moves on.
             new_position = batch[-1].id if batch else target
-            events = [
-                self.source.decode(notification)
-                for notification in batch
-                if notification.topic in self.topics
-            ]
+            events = self._decoded(batch)
             self._apply(events, new_position, connection)
             self.notifications_read += len(batch)
             self.events_applied += len(events)
@@ -328,6 +335,22 @@ class _Shadow:
                 progress(
                     RebuildStep(self.projection.name, phase, self.position, target)
                 )
+
+    def _decoded(self, batch: Sequence[Notification]) -> list[object]:
+        """The events of ``batch`` the projection handles. An event that cannot
+        be decoded is passed over and remembered, as the live projection
+        parks it: the log is append-only, so failing here would leave the
+        projection unrebuildable for good."""
+        events: list[object] = []
+        for notification in batch:
+            try:
+                if notification.topic in self.topics:
+                    events.append(self.source.decode(notification))
+                else:
+                    self.source.check_topic(notification)
+            except ValueError as error:
+                self.undecodable.append(str(error))
+        return events
 
     def _apply(
         self, events: Sequence[object], new_position: int, connection: Connection | None

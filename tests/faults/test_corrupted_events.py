@@ -389,3 +389,30 @@ def test_retrying_a_parked_corrupt_event_fails_with_a_typed_error_and_keeps_it(
     err = capsys.readouterr().err
     assert err.startswith("eventshop: error: retry of dead letter")
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("corruption", [UNKNOWN_TOPIC, NOT_JSON], ids=lambda c: c.name)
+def test_a_rebuild_passes_over_a_corrupt_event_as_the_live_view_parked_it(
+    threads_shop: Shop, corruption: Corruption, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a corrupt event between two checkouts, parked by the carts views
+    shop = threads_shop
+    check_out(shop, "before")
+    bad = store_corrupt(shop, corruption)
+    check_out(shop, "after")
+    eventually(lambda: caught_up(shop, "carts", "audit_carts"), 30, "the carts views")
+
+    # when the carts view is rebuilt from the log
+    (report,) = shop.rebuild("carts", mode="verify")
+
+    # then the rebuild got past it, said so naming log and position, and
+    # agrees with the live view (which parked the same event)
+    (problem,) = report.undecodable
+    assert f"the event at Carts position {bad} cannot be decoded" in problem
+    assert report.agrees
+    # and on the command line it is one line of the report, and exit 0
+    capsys.readouterr()
+    storage = ["--database-url", shop.settings.database_url()]
+    assert main(["rebuild", "carts", "--verify", *storage]) == 0
+    out = capsys.readouterr().out
+    assert f"Carts position {bad}" in " ".join(out.split())
