@@ -63,6 +63,7 @@ from application.inspection import (
     topology,
     topology_mermaid,
 )
+from application.persistence.transient import Outage, is_transient, waiting_reason
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
 from application.shop import Shop
 from domain.dead_letter import DeadLetterStatus
@@ -315,13 +316,28 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
         signal.signal(signal_number, lambda *_: stopping.set())
     names = ", ".join(args.names)
     console.print(f"worker {names} on {settings.describe()} (pid {os.getpid()})")
-    try:
-        with Shop(settings=settings, subscribers="workers") as shop:
-            run_worker(settings, args.names, shop.services, shop.views, stopping)
-    except SubscriberFailedError as stopped:
-        # Halted or crashed: `eventshop status` shows where, with the traceback.
-        console.print(f"[red]worker {stopped.subscriber} stopped: {stopped.error}[/]")
-        return 1
+    outage = Outage(f"worker {names}")
+    while not stopping.is_set():
+        try:
+            with Shop(settings=settings, subscribers="workers") as shop:
+                run_worker(settings, args.names, shop.services, shop.views, stopping)
+        except SubscriberFailedError as stopped:
+            # Halted or crashed: `eventshop status` shows where, with the
+            # traceback.
+            console.print(
+                f"[red]worker {stopped.subscriber} stopped: {stopped.error}[/]"
+            )
+            return 1
+        except Exception as error:
+            # The database is not there yet (or went away while the worker
+            # set up): wait for it rather than exit; a refusal is not waited.
+            if not is_transient(error):
+                raise
+            if outage.failures == 0:
+                console.print(f"worker {names}: {waiting_reason(error)}")
+            outage.wait(error, stopping)
+        else:
+            break
     console.print(f"worker {names} stopped")
     return 0
 

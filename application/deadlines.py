@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from application.metadata import caused_by
+from application.persistence.transient import Outage, is_transient, waiting_reason
 from application.runners import Leadership, Unshared
 from application.services import Orders
 from domain.errors import ConcurrencyConflictError, StateError
@@ -108,6 +109,8 @@ class TickerRunner:
         self.leadership = leadership or Unshared()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self.waiting_for: str | None = None
+        """Why it cannot tick just now (the database is away), if so."""
         self._ticks_started = 0
         self._ticks_finished = 0
         self._ticked = threading.Condition()
@@ -143,15 +146,22 @@ class TickerRunner:
         return True
 
     def _run(self) -> None:
+        outage = Outage(f"ticker {self.name}")
         try:
-            while self.leadership.acquire(self.stopping, lambda: None):
+            while not self.stopping.is_set():
                 try:
-                    while not self.stopping.wait(self.interval):
-                        if not self.leadership.is_held():
-                            break
-                        self._tick()
-                finally:
-                    self.leadership.release()
+                    if not self._lead():
+                        break
+                except Exception as error:
+                    # Taking or checking the lock needs the database: wait for
+                    # it; the deadlines it acts on are durable.
+                    if not is_transient(error):
+                        raise
+                    self.waiting_for = waiting_reason(error)
+                    if outage.wait(error, self.stopping):
+                        break
+                else:
+                    outage.over()
         except BaseException as error:
             self.error = error
             log.exception("ticker %s failed", self.name)
@@ -159,13 +169,34 @@ class TickerRunner:
             with self._ticked:
                 self._ticked.notify_all()
 
+    def _lead(self) -> bool:
+        """Ticks while it holds the lead; False if stopped while standing by."""
+        if not self.leadership.acquire(self.stopping, lambda: None):
+            return False
+        try:
+            self.waiting_for = None
+            while not self.stopping.wait(self.interval):
+                if not self.leadership.is_held():
+                    break
+                self._tick()
+        finally:
+            self.leadership.release()
+        return True
+
     def _tick(self) -> None:
         with self._ticked:
             self._ticks_started += 1
         try:
             self.tick()
-        except Exception:
-            log.exception("ticker %s: tick failed; trying again next time", self.name)
+            self.waiting_for = None
+        except Exception as error:
+            if is_transient(error):
+                self.waiting_for = waiting_reason(error)
+                log.warning("ticker %s: %s", self.name, self.waiting_for)
+            else:
+                log.exception(
+                    "ticker %s: tick failed; trying again next time", self.name
+                )
         finally:
             with self._ticked:
                 self._ticks_finished += 1

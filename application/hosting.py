@@ -353,9 +353,10 @@ def run_worker(
     store: ViewStore,
     stopping: threading.Event,
 ) -> None:
-    """Runs the named subscribers in this process until ``stopping`` is set; on
-    PostgreSQL each as the single active instance, else as a standby. The worker
-    of ``payment_deadlines`` also runs the payment-deadline ticker."""
+    """Runs the named subscribers in this process until ``stopping`` is set (or
+    every one of them has failed); on PostgreSQL each as the single active
+    instance, else as a standby. The worker of ``payment_deadlines`` also runs
+    the payment-deadline ticker."""
     subscribers = {
         subscriber.name: subscriber for subscriber in all_subscribers(services, store)
     }
@@ -381,8 +382,10 @@ def run_worker(
     for runner in runners:
         runner.start()
     try:
+        # A runner waits out a database outage by itself; one that failed for
+        # good is reported (``eventshop status``) while the others carry on.
         while not stopping.wait(0.5):
-            if not all(runner.is_alive for runner in runners):
+            if not any(runner.is_alive for runner in runners):
                 break
     finally:
         chain_keepers.stop()
