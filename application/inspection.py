@@ -18,8 +18,9 @@ from projections.store import SubscriberReport
 STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
 # States of an instance that holds its subscriber's position ("retrying": a
-# handler failed and it is backing off before the next attempt).
-ACTIVE_STATES = frozenset({"running", "retrying"})
+# handler failed and it is backing off before the next attempt; "waiting": the
+# database is away, and it resumes from the stored position once it is back).
+ACTIVE_STATES = frozenset({"running", "retrying", "waiting"})
 
 # States in which a subscriber handles nothing until someone acts: it crashed,
 # or it gave up on an event under the "stop" fault policy.
