@@ -18,7 +18,12 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from application.config import Batching, Settings
-from application.persistence.transient import Outage, is_transient, waiting_reason
+from application.persistence.transient import (
+    Outage,
+    Report,
+    is_transient,
+    waiting_reason,
+)
 from application.runners import HEARTBEAT_SECONDS, Leadership, Pace, Unshared
 from application.services import Carts, Inventory, Orders
 from application.shared_log import shared_log
@@ -44,6 +49,7 @@ class ChainKeeper:
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
         batching: Batching | None = None,
+        report: Report | None = None,
     ) -> None:
         self.service = service
         self.chains = chains
@@ -53,7 +59,7 @@ class ChainKeeper:
         """What stopped :meth:`run`, if it did not stop on request."""
         self.waiting_for: str | None = None
         """Why it cannot chain just now (the database is away), if so."""
-        self._outage = Outage(f"chain keeper of {service.name}")
+        self._outage = Outage(f"chain keeper of {service.name}", report)
 
     @property
     def name(self) -> str:

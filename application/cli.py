@@ -62,6 +62,7 @@ from application.inspection import (
     subscriber_statuses,
     topology,
     topology_mermaid,
+    waiting_parts,
 )
 from application.persistence.transient import Outage, is_transient, waiting_reason
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
@@ -345,9 +346,11 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
 def status_command(args: argparse.Namespace, console: Console) -> int:
     settings = settings_from(args)
     with Shop(settings=settings, subscribers="workers") as shop:
+        reports = shop.views.reports()
         statuses = subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, reports
         )
+    waiting = waiting_parts(reports, {status.name for status in statuses})
     table = Table(title=f"Subscribers ({settings.describe()})")
     for column in ("subscriber", "follows", "state", "running", "host:pid"):
         table.add_column(column)
@@ -373,6 +376,8 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
     for status in statuses:
         if status.error_summary:
             console.print(f"[red]{status.name}:[/] {status.error_summary}")
+    for part in waiting:
+        console.print(f"[yellow]{part.name}[/] ({part.host}:{part.pid}): {part.reason}")
     return 1 if failed else 0
 
 

@@ -23,7 +23,12 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from application.metadata import caused_by
-from application.persistence.transient import Outage, is_transient, waiting_reason
+from application.persistence.transient import (
+    Outage,
+    Report,
+    is_transient,
+    waiting_reason,
+)
 from application.runners import Leadership, Unshared
 from application.services import Orders
 from domain.errors import ConcurrencyConflictError, StateError
@@ -94,7 +99,8 @@ class TickerRunner:
     it holds ``leadership`` (one active ticker per shop on PostgreSQL).
 
     A tick that fails is logged and the next one tries again: what a tick acts
-    on is durable, so nothing is lost by waiting for it."""
+    on is durable, so nothing is lost by waiting for it. While the database is
+    away it says so through ``report``, if given (see ``Outage``)."""
 
     def __init__(
         self,
@@ -102,6 +108,7 @@ class TickerRunner:
         tick: Callable[[], object],
         interval: float,
         leadership: Leadership | None = None,
+        report: Report | None = None,
     ) -> None:
         self.name = name
         self.tick = tick
@@ -111,6 +118,7 @@ class TickerRunner:
         self.error: BaseException | None = None
         self.waiting_for: str | None = None
         """Why it cannot tick just now (the database is away), if so."""
+        self._outage = Outage(f"ticker {name}", report)
         self._ticks_started = 0
         self._ticks_finished = 0
         self._ticked = threading.Condition()
@@ -146,7 +154,7 @@ class TickerRunner:
         return True
 
     def _run(self) -> None:
-        outage = Outage(f"ticker {self.name}")
+        outage = self._outage
         try:
             while not self.stopping.is_set():
                 try:
@@ -160,8 +168,6 @@ class TickerRunner:
                     self.waiting_for = waiting_reason(error)
                     if outage.wait(error, self.stopping):
                         break
-                else:
-                    outage.over()
         except BaseException as error:
             self.error = error
             log.exception("ticker %s failed", self.name)
@@ -173,8 +179,9 @@ class TickerRunner:
         """Ticks while it holds the lead; False if stopped while standing by."""
         if not self.leadership.acquire(self.stopping, lambda: None):
             return False
+        self.waiting_for = None
+        self._outage.over()
         try:
-            self.waiting_for = None
             while not self.stopping.wait(self.interval):
                 if not self.leadership.is_held():
                     break
@@ -189,10 +196,11 @@ class TickerRunner:
         try:
             self.tick()
             self.waiting_for = None
+            self._outage.over()
         except Exception as error:
             if is_transient(error):
-                self.waiting_for = waiting_reason(error)
-                log.warning("ticker %s: %s", self.name, self.waiting_for)
+                # The next tick tries again.
+                self.waiting_for = self._outage.failed(error)
             else:
                 log.exception(
                     "ticker %s: tick failed; trying again next time", self.name

@@ -4,7 +4,7 @@ is in the log it follows, and which event types reach which subscribers."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -102,6 +102,35 @@ def subscriber_statuses(
             )
         )
     return statuses
+
+
+@dataclass(frozen=True)
+class WaitingPart:
+    """A long-running part other than a subscriber (the payment-deadline
+    ticker, a chain keeper) that says it is waiting for the database."""
+
+    name: str
+    host: str
+    pid: int
+    reason: str
+
+
+def waiting_parts(
+    reports: Mapping[str, Sequence[SubscriberReport]],
+    subscribers: Collection[str],
+    now: datetime | None = None,
+) -> list[WaitingPart]:
+    """The instances of parts not in ``subscribers`` whose last report, still
+    fresh, is ``waiting``."""
+    now = now or datetime.now(UTC)
+    return [
+        WaitingPart(name, report.host, report.pid, report.error or "waiting")
+        for name, instances in sorted(reports.items())
+        if name not in subscribers
+        for report in instances
+        if report.state == "waiting"
+        and (now - report.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
+    ]
 
 
 def _oldest_unhandled_age(

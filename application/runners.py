@@ -52,7 +52,7 @@ from eventsourcing.persistence import Notification
 
 from application.config import Batching, FaultPolicy, PostgresLocation
 from application.persistence.budget import backoff
-from application.persistence.transient import Outage, is_transient, waiting_reason
+from application.persistence.transient import Outage, is_transient
 from application.shared_log import LogFollower, LoggedEvent, SharedLog, shared_log
 from domain.dead_letter import Failure, ParkedEvent
 
@@ -417,7 +417,9 @@ class SubscriberRunner:
     # -- the thread ----------------------------------------------------------
 
     def _run(self) -> None:
-        outage = Outage(f"subscriber {self.name}")
+        # Reports "waiting" (and the reason) while it waits, "running" once
+        # it reads the log again.
+        outage = Outage(f"subscriber {self.name}", self._report)
         try:
             while not self.stopping.is_set():
                 try:
@@ -429,7 +431,6 @@ class SubscriberRunner:
                     # Lost connection, server restarting or gone for a while:
                     # wait, then resume from the stored position (effects and
                     # position are one transaction, so nothing is done twice).
-                    self._report("waiting", waiting_reason(error))
                     if outage.wait(error, self.stopping):
                         break
             self._report("stopped")
@@ -584,15 +585,15 @@ class SubscriberRunner:
         own. Database errors are retried for as long as they last."""
         failures = 0
         counted = 0
+        outage = Outage(f"subscriber {self.name}", self._report)
         while True:
             try:
                 done = attempt()
             except Exception as error:
                 failures += 1
                 if is_transient(error):
-                    log.warning("%s: %s", self.name, waiting_reason(error))
-                    self._report("waiting", waiting_reason(error))
-                    delay = backoff(failures)
+                    outage.failed(error)
+                    delay = backoff(outage.failures)
                 else:
                     counted += 1
                     if counted >= self.policy.attempts:
@@ -696,8 +697,7 @@ class _Following:
                 timeout=self._patience(),
                 stopping=runner.stopping,
             )
-            if self.outage.over():
-                runner._report("running")
+            self.outage.over()
             if not self._heartbeat():
                 return
             if not batch:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 from eventsourcing.persistence import InterfaceError as StoreInterfaceError
@@ -70,25 +70,52 @@ def waiting_reason(error: BaseException) -> str:
     return f"waiting for the database: {server_reason(error) or type(error).__name__}"
 
 
+Report = Callable[[str, str | None], None]
+"""Records a part's state and the reason for it (``ViewStore.report``, bound
+to the part's name), for ``eventshop status``."""
+
+
 class Outage:
     """The transient failures in a row of one long-running loop: each one is
     waited out with a backoff that grows with their number (at most a second,
-    see ``budget.backoff``), until the loop reports a success."""
+    see ``budget.backoff``), until the loop reports a success. With ``report``,
+    it records ``waiting`` (and the reason) while it waits, ``running`` once
+    the database answers again."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, report: Report | None = None) -> None:
         self.what = what
         self.failures = 0
+        self._report = report
 
     def wait(self, error: BaseException, stopping: threading.Event) -> bool:
         """Logs ``error`` and waits before the next try; True if stopped."""
+        self.failed(error)
+        return stopping.wait(backoff(self.failures))
+
+    def failed(self, error: BaseException) -> str:
+        """Logs and reports ``error`` (for a loop that waits by itself);
+        returns the reason it waits."""
         self.failures += 1
+        reason = waiting_reason(error)
         # The first of a run is worth a line; the rest only while debugging.
         level = logging.WARNING if self.failures == 1 else logging.DEBUG
-        log.log(level, "%s: %s", self.what, waiting_reason(error))
-        return stopping.wait(backoff(self.failures))
+        log.log(level, "%s: %s", self.what, reason)
+        self._say("waiting", reason)
+        return reason
 
     def over(self) -> bool:
         """The database answered again; True if it had been failing."""
         was_failing = self.failures > 0
         self.failures = 0
+        if was_failing:
+            self._say("running", None)
         return was_failing
+
+    def _say(self, state: str, reason: str | None) -> None:
+        if self._report is None:
+            return
+        # Said when the database lets it: this is no reason to fail.
+        try:
+            self._report(state, reason)
+        except Exception as error:
+            log.debug("%s: could not report %s: %s", self.what, state, error)

@@ -19,8 +19,10 @@ from eventsourcing.utils import get_topic
 
 import application.runners as runners_module
 from application.chain import ChainKeeper
+from application.cli import main as eventshop
 from application.config import Settings
 from application.deadlines import TickerRunner
+from application.hosting import PAYMENT_DEADLINE_TICKER
 from application.persistence import DatabaseUnreachableError
 from application.persistence.transient import is_transient, waiting_reason
 from application.runners import SubscriberRunner, Unshared
@@ -239,13 +241,17 @@ def test_a_standby_whose_report_fails_keeps_standing_by(
 
 def test_the_ticker_waits_out_a_transient_error_taking_the_lock_or_ticking() -> None:
     ticks: list[int] = []
+    reports: list[tuple[str, str | None]] = []
 
     def tick() -> None:
         ticks.append(1)
         if len(ticks) == 1:
             raise DatabaseUnavailableError(2.0, "connection refused")
 
-    runner = TickerRunner("ticker", tick, 0.01, FlakyLeadership(LOST))
+    def report(state: str, error: str | None) -> None:
+        reports.append((state, error))
+
+    runner = TickerRunner("ticker", tick, 0.01, FlakyLeadership(LOST), report)
     runner.start()
     try:
         eventually(lambda: len(ticks) >= 3, 30, "the ticker to tick again")
@@ -255,6 +261,39 @@ def test_the_ticker_waits_out_a_transient_error_taking_the_lock_or_ticking() -> 
     finally:
         runner.stop()
         runner.join(30)
+    # it said it waited (for the lock, then for a tick), and that it runs again
+    assert [state for state, _ in reports] == [
+        "waiting",
+        "running",
+        "waiting",
+        "running",
+    ]
+    assert reports[2][1] == (
+        "waiting for the database: database unavailable for 2.0 s, nothing was "
+        "written: connection refused"
+    )
+
+
+def test_status_shows_what_a_subscriber_and_the_ticker_wait_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a subscriber and the ticker that reported waiting
+    settings = Settings.from_url(data_dir=tmp_path / "data")
+    with Shop(settings=settings, subscribers="workers") as shop:
+        shop.views.report("stock", "waiting", "waiting for the database: gone")
+        shop.views.report(
+            PAYMENT_DEADLINE_TICKER, "waiting", "waiting for the database: away"
+        )
+
+    # when status is shown
+    code = eventshop(["status", "--data-dir", str(settings.data_dir)])
+
+    # then it says what each waits for, and that nothing failed
+    shown = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert "stock: waiting for the database: gone" in shown
+    assert f"{PAYMENT_DEADLINE_TICKER} (" in shown
+    assert "waiting for the database: away" in shown
 
 
 class FlakyChains:
