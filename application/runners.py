@@ -27,6 +27,13 @@ behind), then narrows the failure down to one event by trying the batch's
 events one at a time, and gives up on that event by halting before it
 (``stop``) or by parking it as a dead letter while moving past it, in one
 transaction (``park``).
+
+When the database goes away (a lost connection, a restart, an outage, a busy
+SQLite file: see ``application.persistence.transient``) wherever the runner
+touches it (its position, the log, its lock, its reports), the runner waits
+with a bounded backoff, reporting ``waiting`` when the database lets it, and
+resumes from its stored position; such errors never count against the fault
+policy's attempts.
 """
 
 from __future__ import annotations
