@@ -22,13 +22,13 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from application.config import Batching, Settings
-from application.runners import (
-    HEARTBEAT_SECONDS,
-    Leadership,
-    Pace,
-    Unshared,
+from application.persistence.transient import (
+    Outage,
+    Report,
     is_transient,
+    waiting_reason,
 )
+from application.runners import HEARTBEAT_SECONDS, Leadership, Pace, Unshared
 from application.services import Carts, Inventory, Orders
 from application.shared_log import shared_log
 from projections.chain import DEFAULT_PAGE_SIZE, ChainStore, ChainVerdict
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 SERVICE_CLASSES = (Carts, Orders, Inventory)
 
 IDLE_WAIT_SECONDS = 0.5
-MAX_RETRY_SECONDS = 5.0
 # Nobody waits for the chain (verification extends it first), and each batch
 # is a transaction: while a log is busy, a keeper chains it twice a second.
 CHAIN_INTERVAL_SECONDS = 0.5
@@ -54,6 +53,7 @@ class ChainKeeper:
         *,
         page_size: int = DEFAULT_PAGE_SIZE,
         batching: Batching | None = None,
+        report: Report | None = None,
     ) -> None:
         self.service = service
         self.chains = chains
@@ -61,7 +61,9 @@ class ChainKeeper:
         self.batching = batching or Batching()
         self.error: BaseException | None = None
         """What stopped :meth:`run`, if it did not stop on request."""
-        self._failures = 0
+        self.waiting_for: str | None = None
+        """Why it cannot chain just now (the database is away), if so."""
+        self._outage = Outage(f"chain keeper of {service.name}", report)
 
     @property
     def name(self) -> str:
@@ -94,33 +96,35 @@ class ChainKeeper:
         Database outages are waited out (the chain's head is the truth it
         resumes from); any other error is kept in ``error`` and raised."""
         leader = leadership or Unshared()
-        while leader.acquire(stopping, lambda: None):
-            try:
-                self._keep(stopping, leader)
-            finally:
-                leader.release()
-
-    def _keep(self, stopping: threading.Event, leader: Leadership) -> None:
-        """Follows the log until stopped or no longer the leader."""
-        self._failures = 0
         while not stopping.is_set():
             try:
-                self._follow(stopping, leader)
+                if not self._lead(stopping, leader):
+                    return
             except Exception as error:
                 if not is_transient(error):
                     self.error = error
                     raise
-                self._failures += 1
-                delay = min(0.1 * 2 ** (self._failures - 1), MAX_RETRY_SECONDS)
-                log.warning("chain keeper of %s: %r; retrying", self.name, error)
-                stopping.wait(delay)
-            else:
-                return
+                # Standing by, taking the lock or reading the head: the chain's
+                # head is the truth it resumes from.
+                self.waiting_for = waiting_reason(error)
+                if self._outage.wait(error, stopping):
+                    return
+
+    def _lead(self, stopping: threading.Event, leader: Leadership) -> bool:
+        """Keeps the chain while it holds the lead; False if stopped while
+        standing by. Raises what the database raises."""
+        if not leader.acquire(stopping, lambda: None):
+            return False
+        try:
+            self._follow(stopping, leader)
+        finally:
+            leader.release()
+        return True
 
     def _follow(self, stopping: threading.Event, leader: Leadership) -> None:
         """Chains the log as it grows, until stopped or the leadership is lost."""
         position = self.extend_now(stopping)
-        self._failures = 0
+        self._caught_up()
         least = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
         most = max(self.batching.max_interval_seconds, least)
         paced = replace(
@@ -149,7 +153,11 @@ class ChainKeeper:
                     self.chains.extend(self.name, notifications, after=position)
                     pace.finished()
                     position = batch[-1].id
-                    self._failures = 0
+                    self._caught_up()
+
+    def _caught_up(self) -> None:
+        self._outage.over()
+        self.waiting_for = None
 
     def verify(self) -> ChainVerdict:
         """Checks the stored log against the recorded chain."""

@@ -63,7 +63,9 @@ from application.inspection import (
     subscriber_statuses,
     topology,
     topology_mermaid,
+    waiting_parts,
 )
+from application.persistence.transient import Outage, is_transient, waiting_reason
 from application.rebuilding import ALL_PROJECTIONS, rebuild_projection
 from application.shop import Shop
 from domain.dead_letter import DeadLetterStatus
@@ -316,13 +318,28 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
         signal.signal(signal_number, lambda *_: stopping.set())
     names = ", ".join(args.names)
     console.print(f"worker {names} on {settings.describe()} (pid {os.getpid()})")
-    try:
-        with Shop(settings=settings, subscribers="workers") as shop:
-            run_worker(settings, args.names, shop.services, shop.views, stopping)
-    except SubscriberFailedError as stopped:
-        # Halted or crashed: `eventshop status` shows where, with the traceback.
-        console.print(f"[red]worker {stopped.subscriber} stopped: {stopped.error}[/]")
-        return 1
+    outage = Outage(f"worker {names}")
+    while not stopping.is_set():
+        try:
+            with Shop(settings=settings, subscribers="workers") as shop:
+                run_worker(settings, args.names, shop.services, shop.views, stopping)
+        except SubscriberFailedError as stopped:
+            # Halted or crashed: `eventshop status` shows where, with the
+            # traceback.
+            console.print(
+                f"[red]worker {stopped.subscriber} stopped: {stopped.error}[/]"
+            )
+            return 1
+        except Exception as error:
+            # The database is not there yet (or went away while the worker
+            # set up): wait for it rather than exit; a refusal is not waited.
+            if not is_transient(error):
+                raise
+            if outage.failures == 0:
+                console.print(f"worker {names}: {waiting_reason(error)}")
+            outage.wait(error, stopping)
+        else:
+            break
     console.print(f"worker {names} stopped")
     return 0
 
@@ -330,9 +347,11 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
 def status_command(args: argparse.Namespace, console: Console) -> int:
     settings = settings_from(args)
     with Shop(settings=settings, subscribers="workers") as shop:
+        reports = shop.views.reports()
         statuses = subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, reports
         )
+    waiting = waiting_parts(reports, {status.name for status in statuses})
     table = Table(title=f"Subscribers ({settings.describe()})")
     for column in ("subscriber", "follows", "state", "running", "host:pid"):
         table.add_column(column)
@@ -368,6 +387,8 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
                 soft_wrap=True,
                 highlight=False,
             )
+    for part in waiting:
+        console.print(f"[yellow]{part.name}[/] ({part.host}:{part.pid}): {part.reason}")
     return 1 if failed else 0
 
 

@@ -23,6 +23,12 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from application.metadata import caused_by
+from application.persistence.transient import (
+    Outage,
+    Report,
+    is_transient,
+    waiting_reason,
+)
 from application.runners import Leadership, Unshared
 from application.services import Orders
 from domain.errors import ConcurrencyConflictError, StateError
@@ -93,7 +99,8 @@ class TickerRunner:
     it holds ``leadership`` (one active ticker per shop on PostgreSQL).
 
     A tick that fails is logged and the next one tries again: what a tick acts
-    on is durable, so nothing is lost by waiting for it."""
+    on is durable, so nothing is lost by waiting for it. While the database is
+    away it says so through ``report``, if given (see ``Outage``)."""
 
     def __init__(
         self,
@@ -101,6 +108,7 @@ class TickerRunner:
         tick: Callable[[], object],
         interval: float,
         leadership: Leadership | None = None,
+        report: Report | None = None,
     ) -> None:
         self.name = name
         self.tick = tick
@@ -108,6 +116,9 @@ class TickerRunner:
         self.leadership = leadership or Unshared()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
+        self.waiting_for: str | None = None
+        """Why it cannot tick just now (the database is away), if so."""
+        self._outage = Outage(f"ticker {name}", report)
         self._ticks_started = 0
         self._ticks_finished = 0
         self._ticked = threading.Condition()
@@ -143,15 +154,20 @@ class TickerRunner:
         return True
 
     def _run(self) -> None:
+        outage = self._outage
         try:
-            while self.leadership.acquire(self.stopping, lambda: None):
+            while not self.stopping.is_set():
                 try:
-                    while not self.stopping.wait(self.interval):
-                        if not self.leadership.is_held():
-                            break
-                        self._tick()
-                finally:
-                    self.leadership.release()
+                    if not self._lead():
+                        break
+                except Exception as error:
+                    # Taking or checking the lock needs the database: wait for
+                    # it; the deadlines it acts on are durable.
+                    if not is_transient(error):
+                        raise
+                    self.waiting_for = waiting_reason(error)
+                    if outage.wait(error, self.stopping):
+                        break
         except BaseException as error:
             self.error = error
             log.exception("ticker %s failed", self.name)
@@ -159,13 +175,36 @@ class TickerRunner:
             with self._ticked:
                 self._ticked.notify_all()
 
+    def _lead(self) -> bool:
+        """Ticks while it holds the lead; False if stopped while standing by."""
+        if not self.leadership.acquire(self.stopping, lambda: None):
+            return False
+        self.waiting_for = None
+        self._outage.over()
+        try:
+            while not self.stopping.wait(self.interval):
+                if not self.leadership.is_held():
+                    break
+                self._tick()
+        finally:
+            self.leadership.release()
+        return True
+
     def _tick(self) -> None:
         with self._ticked:
             self._ticks_started += 1
         try:
             self.tick()
-        except Exception:
-            log.exception("ticker %s: tick failed; trying again next time", self.name)
+            self.waiting_for = None
+            self._outage.over()
+        except Exception as error:
+            if is_transient(error):
+                # The next tick tries again.
+                self.waiting_for = self._outage.failed(error)
+            else:
+                log.exception(
+                    "ticker %s: tick failed; trying again next time", self.name
+                )
         finally:
             with self._ticked:
                 self._ticks_finished += 1

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from eventsourcing.application import Application
@@ -168,7 +169,13 @@ def payment_deadline_runner(
         ticker.fire_due,
         settings.deadline_tick_seconds,
         leadership_for(settings, PAYMENT_DEADLINE_TICKER),
+        report=partial(ticker.views.report, PAYMENT_DEADLINE_TICKER),
     )
+
+
+def chain_keeper_name(service: Application[Any]) -> str:
+    """The name a service's chain keeper goes by (its lock, its reports)."""
+    return f"chain_{service.name.lower()}"
 
 
 class Subscribers:
@@ -324,8 +331,14 @@ class ChainKeepers:
         chains.create_schema()
         self._stopping = threading.Event()
         for service in services.values():
-            keeper = ChainKeeper(service, chains, batching=settings.batching)
-            leadership = leadership_for(settings, f"chain_{service.name.lower()}")
+            name = chain_keeper_name(service)
+            keeper = ChainKeeper(
+                service,
+                chains,
+                batching=settings.batching,
+                report=partial(store.report, name),
+            )
+            leadership = leadership_for(settings, name)
             thread = threading.Thread(
                 target=keeper.run,
                 args=(self._stopping, leadership),
@@ -353,9 +366,10 @@ def run_worker(
     store: ViewStore,
     stopping: threading.Event,
 ) -> None:
-    """Runs the named subscribers in this process until ``stopping`` is set; on
-    PostgreSQL each as the single active instance, else as a standby. The worker
-    of ``payment_deadlines`` also runs the payment-deadline ticker."""
+    """Runs the named subscribers in this process until ``stopping`` is set (or
+    every one of them has failed); on PostgreSQL each as the single active
+    instance, else as a standby. The worker of ``payment_deadlines`` also runs
+    the payment-deadline ticker."""
     subscribers = {
         subscriber.name: subscriber for subscriber in all_subscribers(services, store)
     }

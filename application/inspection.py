@@ -4,7 +4,7 @@ is in the log it follows, and which event types reach which subscribers."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -19,8 +19,9 @@ from projections.store import SubscriberReport
 STALE_AFTER_SECONDS = 3 * HEARTBEAT_SECONDS
 
 # States of an instance that holds its subscriber's position ("retrying": a
-# handler failed and it is backing off before the next attempt).
-ACTIVE_STATES = frozenset({"running", "retrying"})
+# handler failed and it is backing off before the next attempt; "waiting": the
+# database is away, and it resumes from the stored position once it is back).
+ACTIVE_STATES = frozenset({"running", "retrying", "waiting"})
 
 # States in which a subscriber handles nothing until someone acts: it crashed,
 # or it gave up on an event under the "stop" fault policy.
@@ -110,6 +111,35 @@ def subscriber_statuses(
             )
         )
     return statuses
+
+
+@dataclass(frozen=True)
+class WaitingPart:
+    """A long-running part other than a subscriber (the payment-deadline
+    ticker, a chain keeper) that says it is waiting for the database."""
+
+    name: str
+    host: str
+    pid: int
+    reason: str
+
+
+def waiting_parts(
+    reports: Mapping[str, Sequence[SubscriberReport]],
+    subscribers: Collection[str],
+    now: datetime | None = None,
+) -> list[WaitingPart]:
+    """The instances of parts not in ``subscribers`` whose last report, still
+    fresh, is ``waiting``."""
+    now = now or datetime.now(UTC)
+    return [
+        WaitingPart(name, report.host, report.pid, report.error or "waiting")
+        for name, instances in sorted(reports.items())
+        if name not in subscribers
+        for report in instances
+        if report.state == "waiting"
+        and (now - report.heartbeat_at).total_seconds() < STALE_AFTER_SECONDS
+    ]
 
 
 def _next_event(

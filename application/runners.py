@@ -30,6 +30,13 @@ transaction (``park``). An event that cannot be decoded (its topic names no
 class, or its state does not decode) is given up on in the same way, at once:
 no retry would decode it. It is never taken for one the subscriber does not
 handle, unless its topic names a class the subscriber does not handle.
+
+When the database goes away (a lost connection, a restart, an outage, a busy
+SQLite file: see ``application.persistence.transient``) wherever the runner
+touches it (its position, the log, its lock, its reports), the runner waits
+with a bounded backoff, reporting ``waiting`` when the database lets it, and
+resumes from its stored position; such errors never count against the fault
+policy's attempts.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ import enum
 import fcntl
 import hashlib
 import logging
-import sqlite3
 import threading
 import time
 import traceback
@@ -52,11 +58,11 @@ from typing import IO, Any, ClassVar, Protocol
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.persistence import InterfaceError as StoreInterfaceError
 from eventsourcing.persistence import Notification
-from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from application.config import Batching, FaultPolicy, PostgresLocation
+from application.persistence.budget import backoff
+from application.persistence.transient import Outage, is_transient
 from application.shared_log import (
     LogFollower,
     LoggedEvent,
@@ -77,31 +83,6 @@ HEARTBEAT_SECONDS = 2.0
 # move waits for the next batch it handles, for the log to go quiet, or for
 # this long, so that a busy log of events it ignores costs it no transactions.
 UNRECORDED_SECONDS = 1.0
-# How long a runner waits after a failed read of the log before it resyncs.
-READ_RETRY_SECONDS = 0.5
-
-# Errors of the database rather than of the event: a lost connection, a lock
-# or serialization conflict, a busy SQLite file. SQLAlchemy and eventsourcing
-# raise their own errors "from" these, so the whole chain is searched.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    sqlite3.OperationalError,
-    StoreOperationalError,
-    StoreInterfaceError,
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether ``error`` (or what caused it) is the database's fault."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, TRANSIENT_ERRORS):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def parked_event(notification: Notification) -> ParkedEvent:
@@ -293,7 +274,9 @@ class _TriedNowAndThen(ABC):
             try:
                 if self._try_lock():
                     return True
-            except (psycopg.OperationalError, OSError):
+            except OSError:
+                # A lock file that cannot be opened just now. A database error
+                # is the caller's to wait out (and to report).
                 log.warning("could not try the lock; retrying", exc_info=True)
             if time.monotonic() - last_waiting > HEARTBEAT_SECONDS:
                 waiting()
@@ -455,16 +438,23 @@ class SubscriberRunner:
     # -- the thread ----------------------------------------------------------
 
     def _run(self) -> None:
+        # Reports "waiting" (and the reason) while it waits, "running" once
+        # it reads the log again.
+        outage = Outage(f"subscriber {self.name}", self._report)
         try:
-            while self.leadership.acquire(
-                self.stopping, lambda: self.subscriber.report("standby")
-            ):
+            while not self.stopping.is_set():
                 try:
-                    self.subscriber.report("running")
-                    self._follow()
-                finally:
-                    self.leadership.release()
-            self.subscriber.report("stopped")
+                    if not self._lead(outage):
+                        break
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    # Lost connection, server restarting or gone for a while:
+                    # wait, then resume from the stored position (effects and
+                    # position are one transaction, so nothing is done twice).
+                    if outage.wait(error, self.stopping):
+                        break
+            self._report("stopped")
         except SubscriberHaltedError as halt:
             self.error = halt
             log.error("%s", halt)
@@ -478,16 +468,30 @@ class SubscriberRunner:
             with self._progress:
                 self._progress.notify_all()
 
+    def _lead(self, outage: Outage) -> bool:
+        """Takes the lead (False: stopped while standing by) and follows the
+        log while it holds it. Raises what the database raises."""
+        if not self.leadership.acquire(
+            self.stopping, lambda: self.subscriber.report("standby")
+        ):
+            return False
+        try:
+            self.subscriber.report("running")
+            self._follow(outage)
+        finally:
+            self.leadership.release()
+        return True
+
     def _report_failure(self, error: BaseException) -> None:
         self._report("failed", "".join(traceback.format_exception(error)))
 
-    def _follow(self) -> None:
+    def _follow(self, outage: Outage) -> None:
         """Follows the log until stopped, the lock is lost, or the stored
         position turns out to have moved under us (then the caller resyncs)."""
         position = self.subscriber.position()
         self._advance(position)
         with self.log.follow() as follower:
-            _Following(self, follower, position).run()
+            _Following(self, follower, position, outage).run()
 
     # -- fault handling ------------------------------------------------------
 
@@ -602,18 +606,23 @@ class SubscriberRunner:
         own. Database errors are retried for as long as they last."""
         failures = 0
         counted = 0
+        outage = Outage(f"subscriber {self.name}", self._report)
         while True:
             try:
                 done = attempt()
             except Exception as error:
                 failures += 1
-                if not is_transient(error):
+                if is_transient(error):
+                    outage.failed(error)
+                    delay = backoff(outage.failures)
+                else:
                     counted += 1
                     if counted >= self.policy.attempts:
                         return _GaveUp(error, counted)
-                log.warning("%s: attempt %s failed: %s", self.name, failures, error)
-                self._report("retrying", Failure.of(error).traceback)
-                if self.stopping.wait(self.policy.delay(failures)):
+                    log.warning("%s: attempt %s failed: %s", self.name, failures, error)
+                    self._report("retrying", Failure.of(error).traceback)
+                    delay = self.policy.delay(failures)
+                if self.stopping.wait(delay):
                     return _Outcome.RESYNC
                 continue
             if failures:
@@ -624,8 +633,11 @@ class SubscriberRunner:
         # The database may be what failed; reporting must not make it worse.
         try:
             self.subscriber.report(state, error)
-        except Exception:
-            log.exception("could not record the state of %s", self.name)
+        except Exception as failure:
+            if is_transient(failure):
+                log.debug("could not record the state of %s: %s", self.name, failure)
+            else:
+                log.exception("could not record the state of %s", self.name)
 
     def _advance(self, position: int | None) -> None:
         with self._progress:
@@ -695,10 +707,15 @@ class _Following:
     events, and handles none of them)."""
 
     def __init__(
-        self, runner: SubscriberRunner, follower: LogFollower, position: int | None
+        self,
+        runner: SubscriberRunner,
+        follower: LogFollower,
+        position: int | None,
+        outage: Outage,
     ) -> None:
         self.runner = runner
         self.follower = follower
+        self.outage = outage
         self.recorded = position
         """The stored position: what the next batch expects."""
         self.read_to = position
@@ -715,19 +732,15 @@ class _Following:
         while not runner.stopping.is_set():
             if self.pace.wait_for_turn():
                 return
-            try:
-                batch = self.follower.batch_after(
-                    self.read_to,
-                    limit=batching.max_events,
-                    timeout=self._patience(),
-                    stopping=runner.stopping,
-                )
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                log.warning("%s: reading the log failed: %s", runner.name, error)
-                runner.stopping.wait(READ_RETRY_SECONDS)
-                return
+            # A database error here is the runner's to wait out (it resumes
+            # from the stored position).
+            batch = self.follower.batch_after(
+                self.read_to,
+                limit=batching.max_events,
+                timeout=self._patience(),
+                stopping=runner.stopping,
+            )
+            self.outage.over()
             if not self._heartbeat():
                 return
             if not batch:

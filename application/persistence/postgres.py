@@ -235,8 +235,6 @@ class ListenHub:
     listens, and every listener is woken once LISTEN is in effect again, for
     what was written meanwhile."""
 
-    max_retry_seconds = 5.0
-
     def __init__(self, recorder: es_postgres.PostgresApplicationRecorder) -> None:
         self._recorder = recorder
         self._lock = threading.Lock()
@@ -287,7 +285,9 @@ class ListenHub:
                 # Whoever waits for it to listen should look at the log itself.
                 self._listening.set()
                 self._wake_all()
-                time.sleep(min(0.1 * 2 ** (failures - 1), self.max_retry_seconds))
+                # Bounded at a second: while it cannot listen, writes of other
+                # processes go unnoticed.
+                time.sleep(backoff(failures))
 
     def _has_listeners(self) -> bool:
         with self._lock:
