@@ -52,6 +52,7 @@ from domain.errors import (
     CartNotFoundError,
     EmptyCartError,
     InvalidIdError,
+    InvalidInputError,
     InvalidPriceError,
     InvalidQuantityError,
     InvalidSkuError,
@@ -80,8 +81,8 @@ T = TypeVar("T")
 # -- the model ------------------------------------------------------------------
 
 OPEN, CHECKED_OUT, ABANDONED = "open", "checked_out", "abandoned"
-CONFIRMED, REJECTED, PAID = "confirmed", "rejected", "paid"
-SHIPPED, CANCELLED = "shipped", "cancelled"
+PLACED, CONFIRMED, REJECTED = "placed", "confirmed", "rejected"
+PAID, SHIPPED, CANCELLED = "paid", "shipped", "cancelled"
 HOLDS_STOCK = frozenset({CONFIRMED, PAID})
 CANCELLABLE = frozenset({CONFIRMED, PAID})
 
@@ -654,6 +655,18 @@ class ShopMachine(RuleBasedStateMachine):
         unknown = self.sku(99)
         self.attempt(ProductNotFoundError, lambda: self.shop.get_stock(unknown))
         assert self.shop.queries.stock_level(unknown) is None
+        # A filter the views cannot answer is bad input, not an empty answer.
+        queries = self.shop.queries
+        bad_filters: list[tuple[type[ShopError], Callable[[], object]]] = [
+            (InvalidInputError, partial(queries.orders, status="lost")),
+            (InvalidInputError, partial(queries.orders, limit=0)),
+            (InvalidInputError, partial(queries.orders, offset=-1)),
+            (InvalidTextError, partial(queries.orders, customer_id=" ")),
+            (InvalidTextError, partial(queries.customer_history, "")),
+            (InvalidSkuError, partial(queries.stock_level, "lower-case")),
+        ]
+        for refusal, bad_filter in bad_filters:
+            self.attempt(refusal, bad_filter)
 
     # -- what must hold ------------------------------------------------------
 
@@ -741,21 +754,22 @@ class ShopMachine(RuleBasedStateMachine):
                 for order_id, order in self.model.orders.items()
                 if order.customer_id == customer_id
             }
+            # Newest first: each checkout was placed after the one before had
+            # settled, so the reverse of the order they were made in.
+            newest_first = list(reversed(own))
             listed = queries.orders(customer_id=customer_id)
-            assert {row.order_id for row in listed} == own.keys()
-            assert [row.placed_at for row in listed] == sorted(
-                (row.placed_at for row in listed), reverse=True
-            )
-            for status in (CONFIRMED, CANCELLED):
+            assert [row.order_id for row in listed] == newest_first
+            for status in (PLACED, CONFIRMED, REJECTED, PAID, SHIPPED, CANCELLED):
                 assert {
                     row.order_id
                     for row in queries.orders(status=status, customer_id=customer_id)
                 } == {order_id for order_id, o in own.items() if o.status == status}
 
             history = queries.customer_history(customer_id)
-            assert {(o.order_id, o.status, o.total) for o in history.orders} == {
-                (order_id, o.status, o.total) for order_id, o in own.items()
-            }
+            assert [(o.order_id, o.status, o.total) for o in history.orders] == [
+                (order_id, own[order_id].status, own[order_id].total)
+                for order_id in newest_first
+            ]
             shipped = [o for o in own.values() if o.status == SHIPPED]
             assert (
                 history.orders_placed,
