@@ -31,7 +31,6 @@ from typing import ClassVar, TypeVar
 from uuid import UUID
 
 import pytest
-from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -47,6 +46,7 @@ from hypothesis.stateful import (
 
 from application import Shop
 from application.services.process import ProcessService
+from domain.allocation import Allocation, allocation_id
 from domain.errors import (
     CartClosedError,
     CartNotFoundError,
@@ -709,6 +709,18 @@ class ShopMachine(RuleBasedStateMachine):
         assert kinds[Order.Placed] == 1, order_id
         assert kinds[Order.Confirmed] + kinds[Order.Rejected] == 1, order_id
         assert kinds[Order.Cancelled] <= 1, order_id
+        # Inventory answered once, and settled the stock as the order ended.
+        answers = Counter(
+            type(event)
+            for event in self.shop.inventory.events.get(allocation_id(order_id))
+        )
+        status = self.model.orders[order_id].status
+        assert answers == {
+            Allocation.Requested: 1,
+            Allocation.Refused if status == REJECTED else Allocation.Reserved: 1,
+            **({Allocation.Released: 1} if status == CANCELLED else {}),
+            **({Allocation.Committed: 1} if status == SHIPPED else {}),
+        }, order_id
 
     def check_views(self) -> None:
         queries = self.shop.queries
@@ -847,6 +859,7 @@ def shops(
         yield shop, clock
 
 
+@pytest.mark.slow
 def test_shop_matches_a_model_of_its_rules(shops: tuple[Shop, FakeClock]) -> None:
     class OnThisShop(ShopMachine):
         shop, clock = shops
@@ -857,6 +870,5 @@ def test_shop_matches_a_model_of_its_rules(shops: tuple[Shop, FakeClock]) -> Non
             max_examples=15,
             stateful_step_count=40,
             deadline=None,
-            suppress_health_check=[HealthCheck.function_scoped_fixture],
         ),
     )
