@@ -230,7 +230,9 @@ class ShopMachine(RuleBasedStateMachine):
     """Commands against one shop, each checked against ``ShopModel``."""
 
     carts = Bundle[UUID]("carts")
+    """The example's carts, in any state (ids nothing has: ``unknown_ids``)."""
     orders = Bundle[UUID]("orders")
+    """The example's orders, in any state."""
 
     # Set by the test on a subclass: hypothesis builds the machine itself.
     shop: ClassVar[Shop]
@@ -333,7 +335,7 @@ class ShopMachine(RuleBasedStateMachine):
             order.customer_id,
             order.total,
         )
-        assert as_tuples(view.lines) == (order.lines)
+        assert as_tuples(view.lines) == order.lines
         assert view.short_skus == order.short_skus
         assert (view.rejection_reason is not None) == (order.status == REJECTED)
         self.check_cancellation_reason(view.cancellation_reason, order)
@@ -455,10 +457,7 @@ class ShopMachine(RuleBasedStateMachine):
         order_id = self.checked_out(self.filled_cart(customer, lines))
         return multiple() if order_id is None else multiple(order_id)
 
-    some_cart = carts
-    """The example's carts, in any state (unknown ids: ``unknown_ids``)."""
-
-    @rule(cart_id=some_cart, choice=sku_choices, quantity=quantities)
+    @rule(cart_id=carts, choice=sku_choices, quantity=quantities)
     def add(self, cart_id: UUID | str, choice: int | str, quantity: int) -> None:
         sku = self.sku(choice)
         # The shop parses the id, then looks up the product's price, then the cart.
@@ -481,7 +480,7 @@ class ShopMachine(RuleBasedStateMachine):
             lines[sku] = (before + quantity, self.model.products[sku].price)
             self.check_cart(cart_id)
 
-    @rule(cart_id=some_cart, choice=sku_choices, quantity=quantities)
+    @rule(cart_id=carts, choice=sku_choices, quantity=quantities)
     def change(self, cart_id: UUID | str, choice: int | str, quantity: int) -> None:
         sku = self.sku(choice)
         # The cart first, then what is asked of it.
@@ -503,7 +502,7 @@ class ShopMachine(RuleBasedStateMachine):
             lines[sku] = (quantity, lines[sku][1])
             self.check_cart(cart_id)
 
-    @rule(cart_id=some_cart, choice=sku_choices)
+    @rule(cart_id=carts, choice=sku_choices)
     def remove(self, cart_id: UUID | str, choice: int | str) -> None:
         sku = self.sku(choice)
         expected = self.cart_error(cart_id)
@@ -519,7 +518,7 @@ class ShopMachine(RuleBasedStateMachine):
             del self.model.carts[cart_id].lines[sku]
             self.check_cart(cart_id)
 
-    @rule(cart_id=some_cart)
+    @rule(cart_id=carts)
     def abandon(self, cart_id: UUID | str) -> None:
         expected = self.cart_error(cart_id)
         self.attempt(expected, lambda: self.shop.abandon_cart(cart_id))
@@ -528,7 +527,7 @@ class ShopMachine(RuleBasedStateMachine):
             self.model.carts[cart_id].status = ABANDONED
             self.check_cart(cart_id)
 
-    @rule(target=orders, cart_id=some_cart)
+    @rule(target=orders, cart_id=carts)
     def checkout(self, cart_id: UUID | str) -> MultipleResults[UUID]:
         order_id = self.checked_out(cart_id)
         return multiple() if order_id is None else multiple(order_id)
@@ -554,9 +553,7 @@ class ShopMachine(RuleBasedStateMachine):
 
     # -- orders --------------------------------------------------------------
 
-    some_order = orders
-
-    @rule(order_id=some_order)
+    @rule(order_id=orders)
     def pay(self, order_id: UUID | str) -> None:
         expected = self.order_error(order_id, frozenset({CONFIRMED}))
         self.attempt(expected, lambda: self.shop.pay_order(order_id))
@@ -565,7 +562,7 @@ class ShopMachine(RuleBasedStateMachine):
             self.model.orders[order_id].move_to(PAID)
             self.check_order(order_id)
 
-    @rule(order_id=some_order)
+    @rule(order_id=orders)
     def ship(self, order_id: UUID | str) -> None:
         expected = self.order_error(order_id, frozenset({PAID}))
         self.attempt(expected, lambda: self.shop.ship_order(order_id))
@@ -575,14 +572,14 @@ class ShopMachine(RuleBasedStateMachine):
             self.model.orders[order_id].move_to(SHIPPED)
             self.check_order(order_id)
 
-    @rule(order_id=some_order)
+    @rule(order_id=orders)
     def deliver(self, order_id: UUID) -> None:
         """Pays and ships: a shipment needs a payment first, which random
         steps seldom line up."""
         self.pay(order_id)
         self.ship(order_id)
 
-    @rule(order_id=some_order, reason=st.sampled_from((*CANCEL_REASONS, *BAD_TEXT)))
+    @rule(order_id=orders, reason=st.sampled_from((*CANCEL_REASONS, *BAD_TEXT)))
     def cancel(self, order_id: UUID | str, reason: str) -> None:
         # The shop parses the id and the reason before it loads the order.
         if not isinstance(order_id, UUID):
@@ -748,7 +745,7 @@ class ShopMachine(RuleBasedStateMachine):
                 order.cart_id,
                 order.total,
             )
-            assert as_tuples(row.lines) == (order.lines)
+            assert as_tuples(row.lines) == order.lines
             assert row.short_skus == order.short_skus
             assert (row.rejection_reason is not None) == (order.status == REJECTED)
             self.check_cancellation_reason(row.cancellation_reason, order)
