@@ -53,10 +53,10 @@ from application.demo import (
 )
 from application.dto import StockView
 from application.hosting import (
-    PROCESS_MANAGER_NAMES,
     SubscriberFailedError,
     declared_subscribers,
     run_worker,
+    worker_groups,
 )
 from application.inspection import (
     STOPPED_BY_FAULT_STATES,
@@ -205,20 +205,8 @@ def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
     """One ``eventshop worker`` process per subscriber, for the demo's duration."""
     # The storage settings (with the password) by environment, not argv.
     env = {**os.environ, **settings.child_environment()}
-    # Three worker processes (process managers, read models, audit index), not
-    # one per subscriber: each opens its own connections, and PostgreSQL allows
-    # 100 in all by default.
-    groups: dict[str, list[str]] = {}
-    for subscriber in declared_subscribers():
-        group = (
-            "audit"
-            if subscriber.name.startswith("audit_")
-            else "process"
-            if subscriber.name in PROCESS_MANAGER_NAMES
-            else "views"
-        )
-        groups.setdefault(group, []).append(subscriber.name)
-    names = [name for members in groups.values() for name in members]
+    groups = worker_groups()
+    names = [name for members in groups for name in members]
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "application.cli", "worker", *members],
@@ -226,11 +214,11 @@ def demo_workers(settings: Settings, console: Console) -> Iterator[None]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for members in groups.values()
+        for members in groups
     ]
     console.print(
         f"started {len(workers)} worker processes for {len(names)} subscribers: "
-        + "; ".join(", ".join(members) for members in groups.values())
+        + "; ".join(", ".join(members) for members in groups)
     )
     try:
         yield

@@ -113,6 +113,24 @@ def declared_subscribers() -> list[SubscriberSpec]:
     ]
 
 
+def worker_groups() -> list[list[str]]:
+    """The subscribers split into three worker processes (process managers,
+    read models, audit indexes with the chain keepers), not one process per
+    subscriber: each process opens its own connections, and PostgreSQL allows
+    100 in all by default."""
+    groups: dict[str, list[str]] = {}
+    for subscriber in declared_subscribers():
+        group = (
+            "audit"
+            if subscriber.name.startswith("audit_")
+            else "process"
+            if subscriber.name in PROCESS_MANAGER_NAMES
+            else "views"
+        )
+        groups.setdefault(group, []).append(subscriber.name)
+    return list(groups.values())
+
+
 def all_subscribers(
     services: Mapping[str, Application[Any]], store: ViewStore
 ) -> list[Subscriber]:

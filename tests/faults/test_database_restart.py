@@ -29,7 +29,7 @@ import pytest
 from psycopg import sql
 
 from application import Settings, Shop
-from application.hosting import PROCESS_MANAGER_NAMES, declared_subscribers
+from application.hosting import worker_groups
 from application.inspection import subscriber_statuses
 from application.invariants import check_invariants
 from domain.errors import StorageUnavailableError
@@ -81,22 +81,6 @@ def settings(cluster: PrivateCluster) -> Iterator[Settings]:
     if not cluster.is_up():
         cluster.start()
         cluster.wait_up()
-
-
-def worker_groups() -> list[list[str]]:
-    """As ``eventshop demo --subscribers workers`` groups them: process
-    managers, read models, audit indexes (with the chain keepers)."""
-    groups: dict[str, list[str]] = {}
-    for subscriber in declared_subscribers():
-        group = (
-            "audit"
-            if subscriber.name.startswith("audit_")
-            else "process"
-            if subscriber.name in PROCESS_MANAGER_NAMES
-            else "views"
-        )
-        groups.setdefault(group, []).append(subscriber.name)
-    return list(groups.values())
 
 
 def start_worker(
