@@ -25,8 +25,7 @@ from application.config import Batching, Settings
 from application.persistence.transient import (
     Outage,
     Report,
-    is_transient,
-    waiting_reason,
+    lead_through_outages,
 )
 from application.runners import HEARTBEAT_SECONDS, Leadership, Pace, Unshared
 from application.services import Carts, Inventory, Orders
@@ -61,8 +60,6 @@ class ChainKeeper:
         self.batching = batching or Batching()
         self.error: BaseException | None = None
         """What stopped :meth:`run`, if it did not stop on request."""
-        self.waiting_for: str | None = None
-        """Why it cannot chain just now (the database is away), if so."""
         self._outage = Outage(f"chain keeper of {service.name}", report)
 
     @property
@@ -96,19 +93,15 @@ class ChainKeeper:
         Database outages are waited out (the chain's head is the truth it
         resumes from); any other error is kept in ``error`` and raised."""
         leader = leadership or Unshared()
-        while not stopping.is_set():
-            try:
-                if not self._lead(stopping, leader):
-                    return
-            except Exception as error:
-                if not is_transient(error):
-                    self.error = error
-                    raise
-                # Standing by, taking the lock or reading the head: the chain's
-                # head is the truth it resumes from.
-                self.waiting_for = waiting_reason(error)
-                if self._outage.wait(error, stopping):
-                    return
+        try:
+            # Standing by, taking the lock or reading the head: the chain's
+            # head is the truth it resumes from.
+            lead_through_outages(
+                lambda: self._lead(stopping, leader), self._outage, stopping
+            )
+        except Exception as error:
+            self.error = error
+            raise
 
     def _lead(self, stopping: threading.Event, leader: Leadership) -> bool:
         """Keeps the chain while it holds the lead; False if stopped while
@@ -124,7 +117,7 @@ class ChainKeeper:
     def _follow(self, stopping: threading.Event, leader: Leadership) -> None:
         """Chains the log as it grows, until stopped or the leadership is lost."""
         position = self.extend_now(stopping)
-        self._caught_up()
+        self._outage.over()
         least = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
         most = max(self.batching.max_interval_seconds, least)
         paced = replace(
@@ -153,11 +146,12 @@ class ChainKeeper:
                     self.chains.extend(self.name, notifications, after=position)
                     pace.finished()
                     position = batch[-1].id
-                    self._caught_up()
+                    self._outage.over()
 
-    def _caught_up(self) -> None:
-        self._outage.over()
-        self.waiting_for = None
+    @property
+    def waiting_for(self) -> str | None:
+        """Why it cannot chain just now (the database is away), if so."""
+        return self._outage.reason
 
     def verify(self) -> ChainVerdict:
         """Checks the stored log against the recorded chain."""

@@ -27,7 +27,7 @@ from application.persistence.transient import (
     Outage,
     Report,
     is_transient,
-    waiting_reason,
+    lead_through_outages,
 )
 from application.runners import Leadership, Unshared
 from application.services import Orders
@@ -116,8 +116,6 @@ class TickerRunner:
         self.leadership = leadership or Unshared()
         self.stopping = threading.Event()
         self.error: BaseException | None = None
-        self.waiting_for: str | None = None
-        """Why it cannot tick just now (the database is away), if so."""
         self._outage = Outage(f"ticker {name}", report)
         self._ticks_started = 0
         self._ticks_finished = 0
@@ -154,20 +152,10 @@ class TickerRunner:
         return True
 
     def _run(self) -> None:
-        outage = self._outage
         try:
-            while not self.stopping.is_set():
-                try:
-                    if not self._lead():
-                        break
-                except Exception as error:
-                    # Taking or checking the lock needs the database: wait for
-                    # it; the deadlines it acts on are durable.
-                    if not is_transient(error):
-                        raise
-                    self.waiting_for = waiting_reason(error)
-                    if outage.wait(error, self.stopping):
-                        break
+            # Taking or checking the lock needs the database: wait for it; the
+            # deadlines it acts on are durable.
+            lead_through_outages(self._lead, self._outage, self.stopping)
         except BaseException as error:
             self.error = error
             log.exception("ticker %s failed", self.name)
@@ -175,11 +163,15 @@ class TickerRunner:
             with self._ticked:
                 self._ticked.notify_all()
 
+    @property
+    def waiting_for(self) -> str | None:
+        """Why it cannot tick just now (the database is away), if so."""
+        return self._outage.reason
+
     def _lead(self) -> bool:
         """Ticks while it holds the lead; False if stopped while standing by."""
         if not self.leadership.acquire(self.stopping, lambda: None):
             return False
-        self.waiting_for = None
         self._outage.over()
         try:
             while not self.stopping.wait(self.interval):
@@ -195,12 +187,11 @@ class TickerRunner:
             self._ticks_started += 1
         try:
             self.tick()
-            self.waiting_for = None
             self._outage.over()
         except Exception as error:
             if is_transient(error):
                 # The next tick tries again.
-                self.waiting_for = self._outage.failed(error)
+                self._outage.failed(error)
             else:
                 log.exception(
                     "ticker %s: tick failed; trying again next time", self.name

@@ -62,7 +62,11 @@ from eventsourcing.persistence import Notification
 
 from application.config import Batching, FaultPolicy, PostgresLocation
 from application.persistence.budget import backoff
-from application.persistence.transient import Outage, is_transient
+from application.persistence.transient import (
+    Outage,
+    is_transient,
+    lead_through_outages,
+)
 from application.shared_log import (
     LogFollower,
     LoggedEvent,
@@ -442,18 +446,10 @@ class SubscriberRunner:
         # it reads the log again.
         outage = Outage(f"subscriber {self.name}", self._report)
         try:
-            while not self.stopping.is_set():
-                try:
-                    if not self._lead(outage):
-                        break
-                except Exception as error:
-                    if not is_transient(error):
-                        raise
-                    # Lost connection, server restarting or gone for a while:
-                    # wait, then resume from the stored position (effects and
-                    # position are one transaction, so nothing is done twice).
-                    if outage.wait(error, self.stopping):
-                        break
+            # A lost connection, a server restarting or gone for a while is
+            # waited out, then the runner resumes from the stored position
+            # (effects and position are one transaction: nothing is done twice).
+            lead_through_outages(lambda: self._lead(outage), outage, self.stopping)
             self._report("stopped")
         except SubscriberHaltedError as halt:
             self.error = halt

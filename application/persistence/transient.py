@@ -85,6 +85,8 @@ class Outage:
     def __init__(self, what: str, report: Report | None = None) -> None:
         self.what = what
         self.failures = 0
+        self.reason: str | None = None
+        """Why it waits (None once the database answered again)."""
         self._report = report
 
     def wait(self, error: BaseException, stopping: threading.Event) -> bool:
@@ -96,7 +98,7 @@ class Outage:
         """Logs and reports ``error`` (for a loop that waits by itself);
         returns the reason it waits."""
         self.failures += 1
-        reason = waiting_reason(error)
+        reason = self.reason = waiting_reason(error)
         # The first of a run is worth a line; the rest only while debugging.
         level = logging.WARNING if self.failures == 1 else logging.DEBUG
         log.log(level, "%s: %s", self.what, reason)
@@ -107,6 +109,7 @@ class Outage:
         """The database answered again; True if it had been failing."""
         was_failing = self.failures > 0
         self.failures = 0
+        self.reason = None
         if was_failing:
             self._say("running", None)
         return was_failing
@@ -119,3 +122,21 @@ class Outage:
             self._report(state, reason)
         except Exception as error:
             log.debug("%s: could not report %s: %s", self.what, state, error)
+
+
+def lead_through_outages(
+    lead: Callable[[], bool], outage: Outage, stopping: threading.Event
+) -> None:
+    """Calls ``lead`` again and again until it returns False (stopped while
+    standing by) or ``stopping`` is set. A transient error from it is waited
+    out (``outage.wait``) and ``lead`` called anew: what it does resumes from
+    what is stored. Any other error is raised."""
+    while not stopping.is_set():
+        try:
+            if not lead():
+                return
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            if outage.wait(error, stopping):
+                return
