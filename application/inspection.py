@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from eventsourcing.application import Application
 
 from application.runners import HEARTBEAT_SECONDS, Subscriber
-from application.shared_log import UndecodableEventError, undecodable
+from application.shared_log import UndecodableEventError, decoded, undecodable
 from projections.store import SubscriberReport
 
 # A subscriber whose last heartbeat is older than this is taken to be gone.
@@ -153,17 +153,15 @@ def _next_event(
     if not pending:
         return None
     (notification,) = pending
-    decode = service.mapper.to_domain_event
-    handled = notification.topic in subscriber.topics
-    problem = undecodable(subscriber.follows, notification, decode if handled else None)
+    problem = undecodable(subscriber.follows, notification, None)
     if problem is not None:
         return problem
     try:
-        return decode(notification)
-    except Exception:
+        return decoded(subscriber.follows, notification, service.mapper.to_domain_event)
+    except UndecodableEventError as problem:
         # One it does not handle need not decode (nor does it stop it); only
         # its age is unknown.
-        return None
+        return problem if notification.topic in subscriber.topics else None
 
 
 def _age(next_event: object | None, now: datetime) -> float | None:

@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 from application.config import Settings
 from application.hosting import open_view_store
 from application.services import Carts, Inventory, Orders
-from application.shared_log import undecodable
+from application.shared_log import decoded, undecodable
 from projections.base import Projection
 from projections.catalog import PROJECTIONS, projection_named
 from projections.rebuild import (
@@ -56,13 +56,7 @@ class ServiceEventSource:
         )
 
     def decode(self, notification: Notification) -> object:
-        decode = self.service.mapper.to_domain_event
-        try:
-            return decode(notification)
-        except Exception as error:
-            # Decoding again, on this rare path, words the error as every
-            # subscriber words it.
-            raise (undecodable(self.name, notification, decode) or error) from error
+        return decoded(self.name, notification, self.service.mapper.to_domain_event)
 
     def check_topic(self, notification: Notification) -> None:
         problem = undecodable(self.name, notification, decode=None)

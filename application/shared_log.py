@@ -78,20 +78,36 @@ def undecodable(
 ) -> UndecodableEventError | None:
     """Why ``notification`` cannot be decoded, or None if it can: its topic
     must name a class and, given ``decode``, its state must decode."""
-    if not names_a_class(notification.topic):
-        reason = f"its topic {notification.topic!r} names no class"
-        return UndecodableEventError(service, notification, reason)
-    if decode is None:
-        return None
+    problem = _unknown_topic(service, notification)
+    if problem is not None or decode is None:
+        return problem
     try:
-        decode(notification)
-    except Exception as error:
-        problem = UndecodableEventError(
-            service, notification, f"{type(error).__name__}: {error}"
-        )
-        problem.__cause__ = error
+        decoded(service, notification, decode)
+    except UndecodableEventError as problem:
         return problem
     return None
+
+
+def decoded(service: str, notification: Notification, decode: Decode) -> object:
+    """The event ``notification`` holds; raises :class:`UndecodableEventError`
+    when its topic names no class or its state does not decode."""
+    problem = _unknown_topic(service, notification)
+    if problem is not None:
+        raise problem
+    try:
+        return decode(notification)
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        raise UndecodableEventError(service, notification, reason) from error
+
+
+def _unknown_topic(
+    service: str, notification: Notification
+) -> UndecodableEventError | None:
+    if names_a_class(notification.topic):
+        return None
+    reason = f"its topic {notification.topic!r} names no class"
+    return UndecodableEventError(service, notification, reason)
 
 
 _class_topics: set[str] = set()
