@@ -19,14 +19,15 @@ from eventsourcing.utils import get_topic
 from application.runners import Subscriber
 from application.services.process import ProcessService, ProcessSubscriber
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
-from domain.errors import DeadLetterNotFoundError, InvalidInputError
-from domain.values import parse_id, parse_text
+from domain.errors import DeadLetterNotFoundError
+from domain.values import parse_choice, parse_id, parse_text
 from projections.store import ViewStore
 
 DEFAULT_DISCARD_REASON = "discarded on request"
 
 # Notifications read per query while looking for dead letters in a log.
 PAGE_SIZE = 500
+_STATUSES = tuple(status.value for status in DeadLetterStatus)
 
 
 class DeadLetters:
@@ -54,15 +55,13 @@ class DeadLetters:
     ) -> tuple[DeadLetterView, ...]:
         """Every dead letter (of one subscriber, in one status), oldest first.
         Subscriber names are unique across process managers and read models."""
-        wanted = None if status is None else _parse_status(status)
-        if subscriber is not None and (
-            not isinstance(subscriber, str) or subscriber not in self._subscriber_names
-        ):
-            raise InvalidInputError(
-                "subscriber",
-                subscriber,
-                f"must be one of {', '.join(self._subscriber_names)}",
-            )
+        wanted = (
+            None
+            if status is None
+            else DeadLetterStatus(parse_choice(status, "status", _STATUSES))
+        )
+        if subscriber is not None:
+            parse_choice(subscriber, "subscriber", self._subscriber_names)
         letters = [
             letter
             for letter in (*self._store.dead_letters(), *self._in_service_logs())
@@ -156,12 +155,3 @@ class DeadLetters:
         if not notifications or notifications[0].id != position:
             raise LookupError(f"{service}'s log has no event at position {position}")
         return followed.mapper.to_domain_event(notifications[0])
-
-
-def _parse_status(value: object) -> DeadLetterStatus:
-    statuses = [status.value for status in DeadLetterStatus]
-    if not isinstance(value, str) or value not in statuses:
-        raise InvalidInputError(
-            "status", value, f"must be one of {', '.join(statuses)}"
-        )
-    return DeadLetterStatus(value)

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.errors import InvalidInputError
 from domain.order import OrderStatus
-from domain.values import parse_id, parse_sku, parse_text, parse_whole_number
+from domain.values import (
+    parse_choice,
+    parse_id,
+    parse_sku,
+    parse_text,
+    parse_whole_number,
+)
 from projections import queries
 from projections.queries import (
     CartSummary,
@@ -24,6 +29,7 @@ from projections.queries import (
 from projections.store import ViewStore
 
 MAX_PAGE_SIZE = 500
+_STATUSES = tuple(status.value for status in OrderStatus)
 
 
 class ShopQueries:
@@ -49,7 +55,9 @@ class ShopQueries:
         """Orders newest first; ``status`` is an ``OrderStatus`` value."""
         return queries.orders(
             self.store,
-            status=None if status is None else _parse_status(status),
+            status=None
+            if status is None
+            else parse_choice(status, "status", _STATUSES),
             customer_id=None
             if customer_id is None
             else parse_text(customer_id, "customer_id"),
@@ -70,12 +78,3 @@ class ShopQueries:
 
     def product_sales(self) -> tuple[ProductSalesRow, ...]:
         return queries.product_sales(self.store)
-
-
-def _parse_status(value: object) -> str:
-    statuses = [status.value for status in OrderStatus]
-    if not isinstance(value, str) or value not in statuses:
-        raise InvalidInputError(
-            "status", value, f"must be one of {', '.join(statuses)}"
-        )
-    return value

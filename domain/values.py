@@ -8,6 +8,7 @@ event is triggered, so bad input never reaches the store.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -149,6 +150,13 @@ def parse_whole_number(
         raise InvalidInputError(field, value, "must be a whole number")
     if not least <= value <= most:
         raise InvalidInputError(field, value, f"must be from {least} to {most}")
+    return value
+
+
+def parse_choice(value: object, field: str, choices: Sequence[str]) -> str:
+    """One of ``choices``, exactly as spelt there."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidInputError(field, value, f"must be one of {', '.join(choices)}")
     return value
 
 
