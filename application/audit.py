@@ -35,7 +35,6 @@ from domain.values import (
 )
 from projections.audit import event_types
 from projections.audit_queries import (
-    MAX_PAGE,
     AuditEvent,
     EventFilter,
     Page,
@@ -123,8 +122,9 @@ class Audit:
             self._shop.views,
             wanted,
             newest_first=_parse_flag(newest_first, "newest_first"),
-            limit=parse_whole_number(limit, "limit", 1, MAX_PAGE),
-            # A bad cursor is refused by the query, which alone knows its shape.
+            # A bad limit or cursor is refused by the query, which knows the
+            # page bound and the cursor's shape.
+            limit=limit,
             cursor=cursor,
         )
 
