@@ -137,7 +137,7 @@ def _field_names(dataclass: type) -> tuple[str, ...]:
 _PAYLOAD_ENCODER = json.JSONEncoder(default=_json_default, sort_keys=True)
 
 
-def _skus_named(event: object) -> set[str]:
+def skus_named(event: object) -> set[str]:
     """The SKUs an event's own attributes mention."""
     skus: set[str] = set()
     sku = getattr(event, "sku", None)
@@ -175,7 +175,7 @@ class AuditIndex(Projection):
     def _index(self, changes: Changes, event: Any) -> None:
         subjects = changes[self.subjects]
         if isinstance(event, AggregateCreated):
-            for sku in sorted(_skus_named(event)):
+            for sku in sorted(skus_named(event)):
                 subjects.insert(
                     aggregate_id=event.originator_id, customer_id=None, sku=sku
                 )
@@ -202,7 +202,7 @@ class AuditIndex(Projection):
             customer_id=customers[0] if customers else None,
             payload=payload_json(event),
         )
-        skus = _skus_named(event) | {
+        skus = skus_named(event) | {
             row["sku"] for row in about if row["sku"] is not None
         }
         event_skus = changes[self.event_skus]
