@@ -62,6 +62,7 @@ from eventsourcing.persistence import Notification
 
 from application.config import Batching, FaultPolicy, PostgresLocation
 from application.persistence.budget import backoff
+from application.persistence.connections import application_name
 from application.persistence.transient import (
     Outage,
     is_transient,
@@ -253,7 +254,10 @@ class _LockSession:
         if self._connection is None or self._connection.closed:
             self._forget()
             self._connection = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=5
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                application_name=application_name("locks"),
             )
         return self._connection
 

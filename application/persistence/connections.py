@@ -16,6 +16,7 @@ user, a wrong password) fails at once: waiting would not mend it.
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -61,6 +62,15 @@ _TRANSLATIONS: tuple[tuple[type[psycopg.Error], type[Exception]], ...] = (
 )
 
 
+def application_name(role: str) -> str:
+    """What a connection of this process tells the server it is for
+    (``pg_stat_activity.application_name``): ``eventshop:<role>:<pid>``, so
+    that an operator (or a test) can count a process's connections by what
+    they do: ``events`` (the services' pool), ``listen``, ``locks``,
+    ``views``, ``schema``."""
+    return f"eventshop:{role}:{os.getpid()}"
+
+
 def server_reason(error: BaseException, password: str = "") -> str:
     """The gist of a connection failure, on one line, without secrets."""
     text = str(error).strip()
@@ -101,6 +111,7 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=3,
+            application_name=application_name("events"),
         )
 
     @classmethod

@@ -46,6 +46,7 @@ from application.persistence import (
 from application.persistence.budget import backoff, has_budget, remaining
 from application.persistence.connections import (
     BudgetedDatastore,
+    application_name,
     is_refusal,
     server_reason,
 )
@@ -89,7 +90,11 @@ def schema_lock(datastore: es_postgres.PostgresDatastore) -> Iterator[None]:
     assert isinstance(conninfo, str)
     assert isinstance(kwargs, dict)
     try:
-        conn = psycopg.connect(conninfo, autocommit=True, **kwargs)
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=True,
+            **{**kwargs, "application_name": application_name("schema")},
+        )
     except psycopg.OperationalError as error:
         raise _unreachable(datastore, error) from None
     with conn:
