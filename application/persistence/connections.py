@@ -229,10 +229,22 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         full = self.pool.get_stats()["pool_size"] >= self.pool.max_size
         return not full or self._troubled or waited >= FULL_POOL_WAIT_SECONDS
 
-    def _connect_directly(self, seconds: float) -> Connection[DictRow]:
+    def connection_of_its_own(self, role: str) -> Connection[DictRow]:
+        """A connection outside the pool, for a session held for long (LISTEN),
+        named for ``role`` (see :func:`application_name`); the caller closes it."""
+        conn = self._connect_directly(self.connect_timeout_seconds, role=role)
+        # Outside the pool, nothing would put it back in autocommit mode.
+        conn.autocommit = True
+        return conn
+
+    def _connect_directly(
+        self, seconds: float, *, role: str | None = None
+    ) -> Connection[DictRow]:
         kwargs = self.pool.kwargs
         assert isinstance(kwargs, dict)
         params = dict(kwargs)
+        if role is not None:
+            params["application_name"] = application_name(role)
         if self.pool.get_password_func is not None:
             params["password"] = self.pool.get_password_func()
         params["connect_timeout"] = max(
