@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -35,6 +35,10 @@ from application.config import (
     CONNECT_TIMEOUT_VARIABLE,
     DEFAULT_COMMAND_TIMEOUT_SECONDS,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_POOL_MAX_IDLE_SECONDS,
+    DEFAULT_SHARED_POOL_MAX_OVERFLOW,
+    POOL_MAX_IDLE_VARIABLE,
+    SHARED_POOL_MAX_OVERFLOW_VARIABLE,
 )
 from application.persistence import (
     APPEND_ONLY_MESSAGE,
@@ -46,6 +50,7 @@ from application.persistence import (
 from application.persistence.budget import backoff, has_budget, remaining
 from application.persistence.connections import (
     BudgetedDatastore,
+    SharedDatastores,
     application_name,
     is_refusal,
     server_reason,
@@ -622,13 +627,17 @@ class PostgresProcessRecorder(
 
 
 class PostgresFactory(es_postgres.PostgresFactory):
+    """The library's factory, on a datastore this process's services share
+    (see :class:`SharedDatastores`)."""
+
     aggregate_recorder_class = PostgresAggregateRecorder
     application_recorder_class = PostgresApplicationRecorder
     process_recorder_class = PostgresProcessRecorder
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        self.datastore = BudgetedDatastore.replacing(
+        self._released = False
+        self.datastore = SharedDatastores.take(
             self.datastore,
             connect_timeout_seconds=float(
                 self.env.get(CONNECT_TIMEOUT_VARIABLE)
@@ -638,4 +647,26 @@ class PostgresFactory(es_postgres.PostgresFactory):
                 self.env.get(COMMAND_TIMEOUT_VARIABLE)
                 or DEFAULT_COMMAND_TIMEOUT_SECONDS
             ),
+            max_idle_seconds=float(
+                self.env.get(POOL_MAX_IDLE_VARIABLE) or DEFAULT_POOL_MAX_IDLE_SECONDS
+            ),
+            max_overflow=int(
+                self.env.get(SHARED_POOL_MAX_OVERFLOW_VARIABLE)
+                or DEFAULT_SHARED_POOL_MAX_OVERFLOW
+            ),
         )
+
+    def close(self) -> None:
+        # An application closes its factory when it closes and again when it
+        # is collected: the datastore is released once.
+        if not self._released:
+            self._released = True
+            assert isinstance(self.datastore, BudgetedDatastore)
+            SharedDatastores.release(self.datastore)
+
+    def __enter__(self) -> Self:
+        # The library's would open the shared pool and close it on exit.
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
