@@ -263,12 +263,15 @@ class ListenHub:
 
     @classmethod
     def for_datastore(cls, datastore: BudgetedDatastore) -> ListenHub:
-        """The hub of this process for the database ``datastore`` is on."""
+        """The hub of this process for the database ``datastore`` is on (which
+        it connects with from now on: the one asked last is open)."""
+        connect = partial(datastore.connection_of_its_own, "listen")
         with cls._hubs_lock:
             hub = cls._hubs.get(datastore.location)
             if hub is None:
-                hub = cls(partial(datastore.connection_of_its_own, "listen"))
-                cls._hubs[datastore.location] = hub
+                hub = cls._hubs[datastore.location] = cls(connect)
+            else:
+                hub._connect = connect
             return hub
 
     def join(self, channel: str, wake: Waker, timeout: float = 30.0) -> None:
