@@ -166,3 +166,17 @@ def test_a_shop_left_to_workers_holds_two(postgres_schema: str) -> None:
         held = settled({os.getpid()}, 2)
 
     assert held == Counter(events=1, views=1), held
+
+
+def test_a_closed_shop_holds_none(postgres_schema: str) -> None:
+    with Shop(settings=idle_settings(postgres_schema), subscribers="threads") as shop:
+        shop.register_product("FOOT-4", "footprint", "1.00")
+        shop.wait_until_processed()
+        assert held_by({os.getpid()})["listen"] == 1
+
+    # Its pool, its lock session and its LISTEN connection are closed with it
+    # (they are per process, and shared by whatever else is open in it).
+    deadline = time.monotonic() + 5
+    while (held := held_by({os.getpid()})) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not held, held
