@@ -28,8 +28,17 @@ DATA_DIR_VARIABLE = "EVENTSHOP_DATA_DIR"
 PAYMENT_TIMEOUT_VARIABLE = "EVENTSHOP_PAYMENT_TIMEOUT_SECONDS"
 COMMAND_TIMEOUT_VARIABLE = "EVENTSHOP_COMMAND_TIMEOUT_SECONDS"
 CONNECT_TIMEOUT_VARIABLE = "EVENTSHOP_CONNECT_TIMEOUT_SECONDS"
+POOL_MAX_IDLE_VARIABLE = "EVENTSHOP_POOL_MAX_IDLE_SECONDS"
+SHARED_POOL_MAX_OVERFLOW_VARIABLE = "EVENTSHOP_SHARED_POOL_MAX_OVERFLOW"
 DEFAULT_COMMAND_TIMEOUT_SECONDS = 10.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 5.0
+# How long a pooled connection above what the pool keeps at least may stay
+# idle (psycopg_pool closes one such connection per period; its default is
+# 10 minutes, so a burst held its connections long after).
+DEFAULT_POOL_MAX_IDLE_SECONDS = 10.0
+# The services' shared pool (one per process and database) may grow to this
+# many connections above its least size, as the three pools' 24 never did.
+DEFAULT_SHARED_POOL_MAX_OVERFLOW = 15
 DEFAULT_DATA_DIR = Path("eventshop-data")
 
 _SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -147,10 +156,17 @@ class Settings:
     engine: Engine
     data_dir: Path = DEFAULT_DATA_DIR
     postgres: PostgresLocation | None = None
-    # Small pools: a shop opens one per service, and PostgreSQL allows 100
-    # connections by default across every process on the machine.
+    # Small pools: PostgreSQL allows 100 connections by default across every
+    # process on the machine. The three services of a process share one pool
+    # per database (at least ``pool_size`` connections, at most
+    # ``shared_pool_max_overflow`` more); the view store has one of its own
+    # (``pool_size``, and ``pool_max_overflow`` more for a while).
     pool_size: int = 1
     pool_max_overflow: int = 7
+    shared_pool_max_overflow: int = DEFAULT_SHARED_POOL_MAX_OVERFLOW
+    # Pooled connections above what a pool keeps at least are closed once
+    # they have been idle this long (one per period).
+    pool_max_idle_seconds: float = DEFAULT_POOL_MAX_IDLE_SECONDS
     lock_timeout_seconds: int = 30
     # How long a confirmed order may stay unpaid before it is cancelled.
     payment_timeout: timedelta = timedelta(minutes=30)
@@ -194,7 +210,11 @@ class Settings:
         return settings
 
     def __post_init__(self) -> None:
-        for name in ("command_timeout_seconds", "connect_timeout_seconds"):
+        for name in (
+            "command_timeout_seconds",
+            "connect_timeout_seconds",
+            "pool_max_idle_seconds",
+        ):
             seconds = getattr(self, name)
             if not 0 < seconds < 10**6:
                 raise ConfigurationError(f"{name} must be positive, not {seconds!r}")
@@ -247,6 +267,10 @@ class Settings:
                 **{
                     CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
                     COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
+                    POOL_MAX_IDLE_VARIABLE: str(self.pool_max_idle_seconds),
+                    SHARED_POOL_MAX_OVERFLOW_VARIABLE: str(
+                        self.shared_pool_max_overflow
+                    ),
                 },
             )
         env.update(self.extra_env)

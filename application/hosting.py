@@ -22,6 +22,7 @@ from eventsourcing.utils import get_topic
 from application.chain import ChainKeeper
 from application.config import FaultPolicy, Settings
 from application.deadlines import PaymentDeadlineTicker, TickerRunner
+from application.persistence.connections import application_name
 from application.runners import (
     AdvisoryLockLeadership,
     FileLockLeadership,
@@ -70,6 +71,7 @@ def open_view_store(settings: Settings) -> ViewStore:
             schema=pg.schema,
             pool_size=settings.pool_size,
             max_overflow=settings.pool_max_overflow,
+            application_name=application_name("views"),
         )
     store = ViewStore(engine, PROJECTIONS)
     store.create_schema()

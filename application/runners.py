@@ -62,6 +62,7 @@ from eventsourcing.persistence import Notification
 
 from application.config import Batching, FaultPolicy, PostgresLocation
 from application.persistence.budget import backoff
+from application.persistence.connections import application_name
 from application.persistence.transient import (
     Outage,
     is_transient,
@@ -198,7 +199,8 @@ class _LockSession:
     """One PostgreSQL session per process and server that holds every advisory
     lock this process's subscribers take: one connection instead of one per
     subscriber. When the session dies the server drops all its locks, and every
-    holder here learns it at its next check."""
+    holder here learns it at its next check. It is closed when nobody here
+    holds a lock or tries to take one any more (a shop closed)."""
 
     _sessions: ClassVar[dict[str, _LockSession]] = {}
     _sessions_lock = threading.Lock()
@@ -208,6 +210,7 @@ class _LockSession:
         self._lock = threading.Lock()
         self._connection: psycopg.Connection[tuple[object, ...]] | None = None
         self._held: set[int] = set()
+        self._users = 0
 
     @classmethod
     def for_server(cls, conninfo: str) -> _LockSession:
@@ -249,11 +252,27 @@ class _LockSession:
                 with contextlib.suppress(psycopg.Error):
                     self._connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
+    def enter(self) -> None:
+        """Someone here is about to try for a lock (and may then hold it)."""
+        with self._lock:
+            self._users += 1
+
+    def leave(self) -> None:
+        """Someone here neither tries for a lock nor holds one any more."""
+        with self._lock:
+            self._users -= 1
+            if self._users <= 0 and not self._held:
+                self._users = 0
+                self._forget()
+
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:
             self._forget()
             self._connection = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=5
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=5,
+                application_name=application_name("locks"),
             )
         return self._connection
 
@@ -306,6 +325,18 @@ class AdvisoryLockLeadership(_TriedNowAndThen):
         digest = hashlib.blake2b(scope.encode()).digest()
         self.key = int.from_bytes(digest[:8], "big", signed=True)
 
+    def acquire(self, stopping: threading.Event, waiting: Callable[[], None]) -> bool:
+        # The session stays open while this instance tries or holds the lock.
+        self._session.enter()
+        try:
+            acquired = super().acquire(stopping, waiting)
+        except BaseException:
+            self._session.leave()
+            raise
+        if not acquired:
+            self._session.leave()
+        return acquired
+
     def _try_lock(self) -> bool:
         return self._session.try_lock(self.key)
 
@@ -314,6 +345,7 @@ class AdvisoryLockLeadership(_TriedNowAndThen):
 
     def release(self) -> None:
         self._session.unlock(self.key)
+        self._session.leave()
 
 
 class FileLockLeadership(_TriedNowAndThen):

@@ -47,6 +47,7 @@ def postgres_engine(
     schema: str,
     pool_size: int = 2,
     max_overflow: int = 6,
+    application_name: str = "eventshop:views",
 ) -> Engine:
     url = URL.create(
         "postgresql+psycopg",
@@ -58,7 +59,10 @@ def postgres_engine(
     )
     return create_engine(
         url,
-        connect_args={"options": f"-c search_path={schema}"},
+        connect_args={
+            "options": f"-c search_path={schema}",
+            "application_name": application_name,
+        },
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,

@@ -16,11 +16,13 @@ user, a wrong password) fails at once: waiting would not mend it.
 from __future__ import annotations
 
 import math
+import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import psycopg_pool
@@ -29,7 +31,7 @@ from eventsourcing import postgres as es_postgres
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from application.config import redact
+from application.config import DEFAULT_POOL_MAX_IDLE_SECONDS, redact
 from application.persistence import DatabaseUnreachableError
 from application.persistence.budget import backoff, remaining
 
@@ -61,6 +63,15 @@ _TRANSLATIONS: tuple[tuple[type[psycopg.Error], type[Exception]], ...] = (
 )
 
 
+def application_name(role: str) -> str:
+    """What a connection of this process tells the server it is for
+    (``pg_stat_activity.application_name``): ``eventshop:<role>:<pid>``, so
+    that an operator (or a test) can count a process's connections by what
+    they do: ``events`` (the services' pool), ``listen``, ``locks``,
+    ``views``, ``schema``."""
+    return f"eventshop:{role}:{os.getpid()}"
+
+
 def server_reason(error: BaseException, password: str = "") -> str:
     """The gist of a connection failure, on one line, without secrets."""
     text = str(error).strip()
@@ -83,11 +94,15 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         *args: Any,
         connect_timeout_seconds: float,
         command_timeout_seconds: float,
+        max_idle_seconds: float = DEFAULT_POOL_MAX_IDLE_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.connect_timeout_seconds = connect_timeout_seconds
         self.command_timeout_seconds = command_timeout_seconds
+        # Read when the pool opens (it is not open yet): connections a burst
+        # needed are closed soon after it, not held for the library's 10 min.
+        self.pool.max_idle = max_idle_seconds
         # Connections were lost lately, so the pool's may all be dead.
         self._troubled = False
         params = self.pool.kwargs
@@ -101,6 +116,7 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             keepalives_idle=5,
             keepalives_interval=2,
             keepalives_count=3,
+            application_name=application_name("events"),
         )
 
     @classmethod
@@ -110,8 +126,11 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         *,
         connect_timeout_seconds: float,
         command_timeout_seconds: float,
+        max_idle_seconds: float = DEFAULT_POOL_MAX_IDLE_SECONDS,
+        max_overflow: int | None = None,
     ) -> BudgetedDatastore:
-        """The same store as the library's factory configured, budgeted."""
+        """The same store as the library's factory configured, budgeted
+        (with ``max_overflow`` instead of the configured one, if given)."""
         pool = datastore.pool
         params = pool.kwargs
         assert isinstance(params, dict)
@@ -126,7 +145,9 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
                 datastore.idle_in_transaction_session_timeout
             ),
             pool_size=pool.min_size,
-            max_overflow=pool.max_size - pool.min_size,
+            max_overflow=(
+                pool.max_size - pool.min_size if max_overflow is None else max_overflow
+            ),
             max_waiting=pool.max_waiting,
             conn_max_age=pool.max_lifetime,
             pre_ping=datastore.pre_ping,
@@ -139,6 +160,7 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             enable_db_functions=datastore.enable_db_functions,
             connect_timeout_seconds=connect_timeout_seconds,
             command_timeout_seconds=command_timeout_seconds,
+            max_idle_seconds=max_idle_seconds,
         )
         datastore.close()
         return budgeted
@@ -180,7 +202,7 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         ``DatabaseUnreachableError`` when none comes within the budget."""
         started = time.monotonic()
         ends = started + remaining(self.connect_timeout_seconds)
-        self.pool.open(wait=False)
+        self._open_pool(ends)
         reason = "no connection became free"
         failures = 0
         while True:
@@ -210,6 +232,21 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
                 raise self._unreachable(reason, started, refused=False)
             time.sleep(min(left, backoff(failures)))
 
+    def _open_pool(self, ends: float) -> None:
+        """Opens the pool, if it is not yet, and waits (briefly) for its first
+        connection: a client that asks before it is made has the pool make
+        another (it grows for every waiting client), which then stays idle
+        until the pool shrinks."""
+        if not self.pool.closed:
+            return
+        self.pool.open(wait=False)
+        until = min(ends, time.monotonic() + POOL_WAIT_SLICE_SECONDS)
+        while time.monotonic() < until:
+            stats = self.pool.get_stats()
+            if stats.get("pool_available") or stats.get("connections_errors"):
+                return
+            time.sleep(0.001)
+
     def _may_connect_directly(self, waited: float) -> bool:
         """Whether to stop waiting for the pool. One short of connections
         cannot make them; a full one is busy, so it gets a while, unless
@@ -218,10 +255,22 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
         full = self.pool.get_stats()["pool_size"] >= self.pool.max_size
         return not full or self._troubled or waited >= FULL_POOL_WAIT_SECONDS
 
-    def _connect_directly(self, seconds: float) -> Connection[DictRow]:
+    def connection_of_its_own(self, role: str) -> Connection[DictRow]:
+        """A connection outside the pool, for a session held for long (LISTEN),
+        named for ``role`` (see :func:`application_name`); the caller closes it."""
+        conn = self._connect_directly(self.connect_timeout_seconds, role=role)
+        # Outside the pool, nothing would put it back in autocommit mode.
+        conn.autocommit = True
+        return conn
+
+    def _connect_directly(
+        self, seconds: float, *, role: str | None = None
+    ) -> Connection[DictRow]:
         kwargs = self.pool.kwargs
         assert isinstance(kwargs, dict)
         params = dict(kwargs)
+        if role is not None:
+            params["application_name"] = application_name(role)
         if self.pool.get_password_func is not None:
             params["password"] = self.pool.get_password_func()
         params["connect_timeout"] = max(
@@ -250,3 +299,87 @@ class BudgetedDatastore(es_postgres.PostgresDatastore):
             seconds=time.monotonic() - started,
             refused=refused,
         )
+
+
+class SharedDatastores:
+    """One datastore, and so one pool, per process and database (and settings):
+    the three services of a shop keep their tables in one schema, and a pool
+    each would hold three times the idle connections one needs. Each
+    service's factory takes it and releases it when the service closes; the
+    last release closes the pool."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _shared: ClassVar[dict[tuple[object, ...], BudgetedDatastore]] = {}
+    _users: ClassVar[dict[int, int]] = {}
+
+    @classmethod
+    def take(
+        cls,
+        configured: es_postgres.PostgresDatastore,
+        *,
+        connect_timeout_seconds: float,
+        command_timeout_seconds: float,
+        max_idle_seconds: float,
+        max_overflow: int,
+    ) -> BudgetedDatastore:
+        """The shared datastore configured as ``configured`` is (which is
+        closed: it was never opened)."""
+        key = (
+            *_configuration(configured),
+            connect_timeout_seconds,
+            command_timeout_seconds,
+            max_idle_seconds,
+            max_overflow,
+        )
+        with cls._lock:
+            shared = cls._shared.get(key)
+            if shared is None:
+                shared = BudgetedDatastore.replacing(
+                    configured,
+                    connect_timeout_seconds=connect_timeout_seconds,
+                    command_timeout_seconds=command_timeout_seconds,
+                    max_idle_seconds=max_idle_seconds,
+                    max_overflow=max_overflow,
+                )
+                cls._shared[key] = shared
+            else:
+                configured.close()
+            cls._users[id(shared)] = cls._users.get(id(shared), 0) + 1
+            return shared
+
+    @classmethod
+    def release(cls, datastore: BudgetedDatastore) -> None:
+        with cls._lock:
+            users = cls._users.get(id(datastore), 0) - 1
+            if users > 0:
+                cls._users[id(datastore)] = users
+                return
+            cls._users.pop(id(datastore), None)
+            for key, shared in list(cls._shared.items()):
+                if shared is datastore:
+                    del cls._shared[key]
+        datastore.close()
+
+
+def _configuration(datastore: es_postgres.PostgresDatastore) -> tuple[object, ...]:
+    """Everything the library's factory configured a datastore with."""
+    pool = datastore.pool
+    params = pool.kwargs
+    assert isinstance(params, dict)
+    return (
+        *(str(params[name]) for name in ("dbname", "host", "port", "user")),
+        str(params.get("password") or ""),
+        pool.get_password_func,
+        datastore.schema,
+        pool.min_size,
+        pool.max_waiting,
+        pool.max_lifetime,
+        pool.timeout,
+        datastore.idle_in_transaction_session_timeout,
+        datastore.pre_ping,
+        datastore.lock_timeout,
+        datastore.pool_open_timeout,
+        datastore.single_row_tracking,
+        datastore.originator_id_type,
+        datastore.enable_db_functions,
+    )

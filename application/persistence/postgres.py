@@ -10,8 +10,8 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import cached_property
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -35,6 +35,10 @@ from application.config import (
     CONNECT_TIMEOUT_VARIABLE,
     DEFAULT_COMMAND_TIMEOUT_SECONDS,
     DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    DEFAULT_POOL_MAX_IDLE_SECONDS,
+    DEFAULT_SHARED_POOL_MAX_OVERFLOW,
+    POOL_MAX_IDLE_VARIABLE,
+    SHARED_POOL_MAX_OVERFLOW_VARIABLE,
 )
 from application.persistence import (
     APPEND_ONLY_MESSAGE,
@@ -46,6 +50,8 @@ from application.persistence import (
 from application.persistence.budget import backoff, has_budget, remaining
 from application.persistence.connections import (
     BudgetedDatastore,
+    SharedDatastores,
+    application_name,
     is_refusal,
     server_reason,
 )
@@ -89,7 +95,11 @@ def schema_lock(datastore: es_postgres.PostgresDatastore) -> Iterator[None]:
     assert isinstance(conninfo, str)
     assert isinstance(kwargs, dict)
     try:
-        conn = psycopg.connect(conninfo, autocommit=True, **kwargs)
+        conn = psycopg.connect(
+            conninfo,
+            autocommit=True,
+            **{**kwargs, "application_name": application_name("schema")},
+        )
     except psycopg.OperationalError as error:
         raise _unreachable(datastore, error) from None
     with conn:
@@ -227,78 +237,130 @@ def _within_budget(read: Callable[[], T]) -> T:
 
 
 class ListenHub:
-    """One LISTEN connection per event table and process, shared by every
-    subscription to it: a shop hosts a dozen subscribers, and a connection each
-    would soon exhaust the server's (100 by default, across all processes).
+    """One LISTEN connection per database and process, for every channel (each
+    service's log has one) and every subscription to it: an embedded shop
+    follows three logs with a dozen subscribers, and PostgreSQL allows 100
+    connections by default across all processes. The connection is one of its
+    own, outside the services' pool, which would otherwise always hold one
+    connection more than its callers use; it is opened when the first
+    listener joins and closed when the last one leaves.
 
     A lost connection is re-established (with backoff) for as long as anyone
     listens, and every listener is woken once LISTEN is in effect again, for
     what was written meanwhile."""
 
-    def __init__(self, recorder: es_postgres.PostgresApplicationRecorder) -> None:
-        self._recorder = recorder
-        self._lock = threading.Lock()
-        self._listeners: set[Waker] = set()
-        self._thread: threading.Thread | None = None
-        self._listening = threading.Event()
+    _hubs: ClassVar[dict[tuple[str, int, str, str], ListenHub]] = {}
+    _hubs_lock = threading.Lock()
 
-    def join(self, wake: Waker, timeout: float = 30.0) -> None:
-        """Sets ``wake`` whenever the table is written to, from now on; and once
-        at once, when LISTEN is in effect, for writes made before it was."""
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._listeners: dict[str, set[Waker]] = {}
+        # Set once LISTEN is in effect for the channel (or it failed: then
+        # whoever waits for it should look at the log itself).
+        self._listening: dict[str, threading.Event] = {}
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_datastore(cls, datastore: BudgetedDatastore) -> ListenHub:
+        """The hub of this process for the database ``datastore`` is on (which
+        it connects with from now on: the one asked last is open)."""
+        connect = partial(datastore.connection_of_its_own, "listen")
+        with cls._hubs_lock:
+            hub = cls._hubs.get(datastore.location)
+            if hub is None:
+                hub = cls._hubs[datastore.location] = cls(connect)
+            else:
+                hub._connect = connect
+            return hub
+
+    def join(self, channel: str, wake: Waker, timeout: float = 30.0) -> None:
+        """Sets ``wake`` whenever ``channel`` is notified, from now on; and
+        once at once, when LISTEN is in effect, for writes made before it was."""
         with self._lock:
-            self._listeners.add(wake)
+            self._listeners.setdefault(channel, set()).add(wake)
+            listening = self._listening.setdefault(channel, threading.Event())
             if self._thread is None:
-                self._listening.clear()
                 self._thread = threading.Thread(
-                    target=self._listen,
-                    name=f"listen {self._recorder.channel_name}",
-                    daemon=True,
+                    target=self._listen, name="listen", daemon=True
                 )
                 self._thread.start()
-        self._listening.wait(timeout)
+        listening.wait(timeout)
         wake.set()
 
-    def leave(self, wake: Waker) -> None:
+    def leave(self, channel: str, wake: Waker) -> None:
         with self._lock:
-            self._listeners.discard(wake)
+            listeners = self._listeners.get(channel)
+            if listeners is not None:
+                listeners.discard(wake)
+                if not listeners:
+                    del self._listeners[channel]
+
+    @property
+    def channels(self) -> set[str]:
+        """The channels someone listens to now."""
+        with self._lock:
+            return set(self._listeners)
 
     def _listen(self) -> None:
         failures = 0
-        while self._has_listeners():
+        while self._wanted() is not None:
             try:
-                with self._recorder.datastore.get_connection() as conn:
-                    conn.execute(
-                        SQL("LISTEN {0}").format(
-                            Identifier(self._recorder.channel_name)
-                        )
-                    )
-                    self._listening.set()
-                    if failures:
-                        self._wake_all()
-                    failures = 0
-                    while self._has_listeners():
-                        for _ in conn.notifies(timeout=0.1, stop_after=1):
-                            self._wake_all()
+                with self._connect() as conn:
+                    self._serve(conn, woken_after_failure=failures > 0)
+                    return
             except Exception as error:
                 failures += 1
-                log.warning("LISTEN %s: %r", self._recorder.channel_name, error)
-                # Whoever waits for it to listen should look at the log itself.
-                self._listening.set()
-                self._wake_all()
+                log.warning("LISTEN: %r", error)
+                with self._lock:
+                    for listening in self._listening.values():
+                        listening.set()
+                self._wake(self.channels)
                 # Bounded at a second: while it cannot listen, writes of other
                 # processes go unnoticed.
                 time.sleep(backoff(failures))
 
-    def _has_listeners(self) -> bool:
+    def _serve(
+        self, conn: psycopg.Connection[Any], *, woken_after_failure: bool
+    ) -> None:
+        """Listens on ``conn`` to the channels wanted, as they come and go,
+        until nobody listens any more."""
+        listened: set[str] = set()
+        while (wanted := self._wanted(listened)) is not None:
+            for channel in sorted(wanted - listened):
+                conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
+                listened.add(channel)
+                with self._lock:
+                    self._listening.setdefault(channel, threading.Event()).set()
+            for channel in sorted(listened - wanted):
+                conn.execute(SQL("UNLISTEN {0}").format(Identifier(channel)))
+                listened.discard(channel)
+            if woken_after_failure:
+                woken_after_failure = False
+                self._wake(listened)
+            for notify in conn.notifies(timeout=0.1, stop_after=1):
+                self._wake({notify.channel})
+
+    def _wanted(self, listened: set[str] | None = None) -> set[str] | None:
+        """The channels someone listens to, or None if nobody does (then the
+        thread ends). The channels of ``listened`` nobody wants any more are
+        forgotten: a listener joining one of them waits for LISTEN again."""
         with self._lock:
+            for channel in (listened or set()) - set(self._listeners):
+                self._listening.pop(channel, None)
             if not self._listeners:
                 self._thread = None
-                return False
-            return True
+                self._listening.clear()
+                return None
+            return set(self._listeners)
 
-    def _wake_all(self) -> None:
+    def _wake(self, channels: Collection[str]) -> None:
         with self._lock:
-            listeners = list(self._listeners)
+            listeners = [
+                wake
+                for channel in channels
+                for wake in self._listeners.get(channel, ())
+            ]
         for wake in listeners:
             wake.set()
 
@@ -308,17 +370,17 @@ class PostgresSubscription(
     es_postgres.PostgresSubscription,
 ):
     """LISTEN/NOTIFY subscription that also hands out batches, listening through
-    its recorder's shared hub rather than a connection of its own."""
+    its process's shared hub rather than a connection of its own."""
 
     def _listen(self) -> None:
-        self._hub.join(self._has_been_notified)
+        self._hub.join(self._recorder.channel_name, self._has_been_notified)
         if self._has_been_stopped:
             # Stopped while joining: ``stop`` may have left before we joined.
-            self._hub.leave(self._has_been_notified)
+            self._hub.leave(self._recorder.channel_name, self._has_been_notified)
 
     def stop(self) -> None:
         super().stop()
-        self._hub.leave(self._has_been_notified)
+        self._hub.leave(self._recorder.channel_name, self._has_been_notified)
 
     @property
     def _hub(self) -> ListenHub:
@@ -491,15 +553,16 @@ class _Subscribable(es_postgres.PostgresApplicationRecorder):
     # LISTEN/NOTIFY signals every write, whichever process makes it.
     poll_interval: float | None = None
 
-    @cached_property
+    @property
     def listen_hub(self) -> ListenHub:
-        return ListenHub(self)
+        assert isinstance(self.datastore, BudgetedDatastore)
+        return ListenHub.for_datastore(self.datastore)
 
     def wake_on_write(self, waker: Waker) -> None:
-        self.listen_hub.join(waker)
+        self.listen_hub.join(self.channel_name, waker)
 
     def stop_waking(self, waker: Waker) -> None:
-        self.listen_hub.leave(waker)
+        self.listen_hub.leave(self.channel_name, waker)
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -567,13 +630,17 @@ class PostgresProcessRecorder(
 
 
 class PostgresFactory(es_postgres.PostgresFactory):
+    """The library's factory, on a datastore this process's services share
+    (see :class:`SharedDatastores`)."""
+
     aggregate_recorder_class = PostgresAggregateRecorder
     application_recorder_class = PostgresApplicationRecorder
     process_recorder_class = PostgresProcessRecorder
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        self.datastore = BudgetedDatastore.replacing(
+        self._released = False
+        self.datastore = SharedDatastores.take(
             self.datastore,
             connect_timeout_seconds=float(
                 self.env.get(CONNECT_TIMEOUT_VARIABLE)
@@ -583,4 +650,26 @@ class PostgresFactory(es_postgres.PostgresFactory):
                 self.env.get(COMMAND_TIMEOUT_VARIABLE)
                 or DEFAULT_COMMAND_TIMEOUT_SECONDS
             ),
+            max_idle_seconds=float(
+                self.env.get(POOL_MAX_IDLE_VARIABLE) or DEFAULT_POOL_MAX_IDLE_SECONDS
+            ),
+            max_overflow=int(
+                self.env.get(SHARED_POOL_MAX_OVERFLOW_VARIABLE)
+                or DEFAULT_SHARED_POOL_MAX_OVERFLOW
+            ),
         )
+
+    def close(self) -> None:
+        # An application closes its factory when it closes and again when it
+        # is collected: the datastore is released once.
+        if not self._released:
+            self._released = True
+            assert isinstance(self.datastore, BudgetedDatastore)
+            SharedDatastores.release(self.datastore)
+
+    def __enter__(self) -> Self:
+        # The library's would open the shared pool and close it on exit.
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -71,7 +71,14 @@ class ShopService(Application[UUID], Generic[A, K]):
         self.settings = settings or Settings.from_url()
         # Starting is bounded by the connect timeout, not a command's time.
         with storage_errors(self.settings.connect_timeout_seconds):
-            super().__init__(env=self.settings.service_env(self.name))
+            try:
+                super().__init__(env=self.settings.service_env(self.name))
+            except BaseException:
+                # Its factory may have taken a share of the process's pool.
+                factory = getattr(self, "factory", None)
+                if factory is not None:
+                    factory.close()
+                raise
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # A snapshot only shortens later loads, and the command's events are
