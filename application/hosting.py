@@ -9,6 +9,8 @@ distributed; one instance is active at a time, as for subscribers.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -284,6 +286,41 @@ class Subscribers:
             if newer == heads:
                 return
             heads = newer
+
+    def wait_until_started(self, timeout: float = 30.0) -> None:
+        """Returns once every subscriber hosted by this shop has reported in
+        from where it runs (leading its log or standing by): the helper
+        process, or this process. The shop's constructor returns before its
+        helper has started, and the helper's start-up (a second or so of CPU)
+        would otherwise be shared with the first commands. Raises
+        TimeoutError naming those not yet started, or SubscriberFailedError."""
+        pid = self.helper.pid if self.helper is not None else None
+        if pid is None and self.runners:
+            pid = os.getpid()
+        if pid is None:
+            return
+        host = socket.gethostname()
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            self._raise_failures()
+            reports = self.store.reports()
+            missing = [
+                subscriber.name
+                for subscriber in self.subscribers
+                if not any(
+                    report.pid == pid and report.host == host
+                    for report in reports.get(subscriber.name, ())
+                )
+            ]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"subscribers not started after {timeout}s: {', '.join(missing)}"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _heads(self) -> dict[str, int]:
         return {

@@ -248,6 +248,12 @@ class Shop:
         every reaction those caused in turn. Raises TimeoutError otherwise."""
         self.subscribers.wait_until_processed(timeout, only)
 
+    def wait_until_started(self, timeout: float = 30.0) -> None:
+        """Returns once every subscriber this shop hosts is running or standing
+        by (at once with ``subscribers="workers"``, which hosts none). Raises
+        TimeoutError otherwise."""
+        self.subscribers.wait_until_started(timeout)
+
     def log_heads(self) -> dict[str, int]:
         """Each service's newest notification-log position."""
         return {service.name: service.log_head() for service in self._services}

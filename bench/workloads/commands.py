@@ -137,6 +137,8 @@ def _run_plain(step: Step, client: int, seconds: float, start: StartSignal) -> T
 def _run_shop(step: Step, client: int, seconds: float, start: StartSignal) -> Timed:
     sku = own_sku(client)
     with Shop(database_url=step.database_url) as shop:
+        # Set up means hosting too: the helper's start-up is not the commands'.
+        shop.wait_until_started(timeout=300)
         shop.wait_until_processed(timeout=300)
 
         def register(n: int) -> None:
