@@ -78,6 +78,36 @@ def test_the_saga_and_the_views_run_in_a_process_of_their_own(
     assert not alive(helper)
 
 
+def test_wait_until_started_returns_once_the_helper_hosts_every_subscriber(
+    settings: Settings,
+) -> None:
+    # given a shop whose helper has just been started, and a second shop on
+    # the same store (whose helper can only stand by)
+    with Shop(settings=settings) as first, Shop(settings=settings) as second:
+        helpers = {first.subscribers.helper.pid, second.subscribers.helper.pid}  # type: ignore[union-attr]
+
+        # when each waits until its subscribers have started
+        first.wait_until_started(timeout=60)
+        second.wait_until_started(timeout=60)
+
+        # then every subscriber has reported in from both helpers: one leads,
+        # the other stands by
+        names = {subscriber.name for subscriber in first.subscribers.subscribers}
+        reports = first.views.reports()
+        assert set(reports) >= names
+        for name in names:
+            assert {report.pid for report in reports[name]} >= helpers
+            assert "running" in {report.state for report in reports[name]}
+
+
+def test_wait_until_started_returns_at_once_for_a_shop_that_hosts_none(
+    settings: Settings,
+) -> None:
+    with Shop(settings=settings, subscribers="workers") as shop:
+        shop.wait_until_started(timeout=0)
+        assert shop.views.reports() == {}
+
+
 def test_a_subscriber_that_halts_in_the_helper_fails_wait_until_processed(
     settings: Settings,
 ) -> None:
