@@ -29,7 +29,7 @@ from eventsourcing.domain import AggregateCreated
 from sqlalchemy import create_engine
 
 from bench.stores import EngineName, temporary_schema
-from bench.workloads.common import READ_PAGE, LogRead
+from bench.workloads.common import LogRead, decoded_pages
 from domain.metadata import metadata_of
 from projections.audit import AuditIndex, event_type_name, payload_json, skus_named
 from projections.store import BULK_PAGE_CACHE
@@ -160,7 +160,6 @@ def raw_audit_inserts(
     every event by hand, one transaction per page; returns the notifications
     and seconds, and the rows written per table (for a check against the
     rebuilt index)."""
-    recorder, mapper = service.recorder, service.mapper
     builder = _AuditRows(index, engine)
     columns = {
         name: len(index.metadata.tables[name].columns)
@@ -171,22 +170,15 @@ def raw_audit_inserts(
     }
     written = dict.fromkeys(columns, 0)
     with _scratch_tables(index, engine, postgres_url, scratch) as connection:
-        position, notifications = 0, 0
+        notifications = 0
         started = time.perf_counter()
-        while True:
-            page = recorder.select_notifications(
-                start=position, limit=READ_PAGE, inclusive_of_start=False
-            )
-            if not page:
-                break
-            rows = builder.of([mapper.to_domain_event(item) for item in page])
+        for events in decoded_pages(service):
             cursor = connection.cursor()
-            for name, values in rows.items():
+            for name, values in builder.of(events).items():
                 if values:
                     cursor.executemany(statements[name], values)
                     written[name] += len(values)
             connection.commit()
-            notifications += len(page)
-            position = page[-1].id
+            notifications += len(events)
         seconds = time.perf_counter() - started
     return LogRead(notifications, seconds), written
