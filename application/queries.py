@@ -8,8 +8,10 @@ reads the aggregate instead (``Shop.get_cart``, ``get_order``, ``get_stock``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from uuid import UUID
 
+from domain.errors import InvalidInputError
 from domain.order import OrderStatus
 from domain.values import (
     parse_choice,
@@ -44,6 +46,17 @@ class ShopQueries:
 
     def order(self, order_id: UUID | str) -> OrderSummary | None:
         return queries.order_summary(self.store, parse_id(order_id, "order_id"))
+
+    def order_statuses(self, order_ids: Iterable[UUID | str]) -> dict[UUID, str]:
+        """The status of each order (at most ``MAX_PAGE_SIZE``) the order view
+        holds, by id, read in one query; orders it does not hold yet are left
+        out."""
+        ids = {parse_id(order_id, "order_id") for order_id in order_ids}
+        if len(ids) > MAX_PAGE_SIZE:
+            raise InvalidInputError(
+                "order_ids", len(ids), f"at most {MAX_PAGE_SIZE} orders at once"
+            )
+        return queries.order_statuses(self.store, ids)
 
     def orders(
         self,

@@ -23,7 +23,9 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from uuid import UUID
 
+from application.queries import MAX_PAGE_SIZE
 from application.shop import Shop
 from bench.processes import run_clients, workers_running
 from bench.results import Result, Target, WorkloadError, percentile
@@ -110,14 +112,7 @@ class OpenLoop:
                         pending.append(self.issued.get_nowait())
                     except queue.Empty:
                         break
-                still = []
-                for checkout in pending:
-                    view = self.shop.queries.order(checkout.order_id)
-                    if view is not None and view.status in SETTLED_STATUSES:
-                        self.samples.append(Sample(checkout, time.monotonic()))
-                    else:
-                        still.append(checkout)
-                pending = still
+                pending = self._settled_taken_out(pending)
                 if self._writers_done.is_set() and self.issued.empty():
                     if not pending:
                         return
@@ -130,6 +125,23 @@ class OpenLoop:
                 time.sleep(POLL_PAUSE)
         except BaseException as error:
             self.errors.append(error)
+
+    def _settled_taken_out(self, pending: list[Checkout]) -> list[Checkout]:
+        """Samples the pending orders the view shows settled; returns the rest.
+        One query for all of them (in pages): a query per order every few
+        milliseconds took about a fifth of the machine's CPU from the shop
+        being measured."""
+        still: list[Checkout] = []
+        for start in range(0, len(pending), MAX_PAGE_SIZE):
+            page = pending[start : start + MAX_PAGE_SIZE]
+            statuses = self.shop.queries.order_statuses(c.order_id for c in page)
+            seen = time.monotonic()
+            for checkout in page:
+                if statuses.get(UUID(checkout.order_id)) in SETTLED_STATUSES:
+                    self.samples.append(Sample(checkout, seen))
+                else:
+                    still.append(checkout)
+        return still
 
     def run(self) -> float:
         """Runs the schedule; returns the moment it began."""

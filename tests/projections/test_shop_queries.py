@@ -57,6 +57,16 @@ def test_an_order_is_found_by_its_id_in_any_form(
     assert found.order_id == order.id
 
 
+def test_order_statuses_reads_many_orders_at_once_leaving_out_unknown_ones(
+    queries: ShopQueries, order: Order
+) -> None:
+    unknown = uuid4()
+    assert queries.order_statuses([str(order.id), order.id, unknown]) == {
+        order.id: "placed"
+    }
+    assert queries.order_statuses([]) == {}
+
+
 def test_ids_and_skus_nothing_was_seen_for_give_none(queries: ShopQueries) -> None:
     assert queries.cart(uuid4()) is None
     assert queries.order(str(uuid4())) is None
@@ -86,6 +96,8 @@ def test_customer_ids_are_read_as_they_are_stored(
     [
         (lambda q: q.cart("not-a-uuid"), InvalidIdError),
         (lambda q: q.order(42), InvalidIdError),
+        (lambda q: q.order_statuses(["not-a-uuid"]), InvalidIdError),
+        (lambda q: q.order_statuses(uuid4() for _ in range(501)), InvalidInputError),
         (lambda q: q.stock_level("lower-case"), InvalidSkuError),
         (lambda q: q.stock_level(""), InvalidSkuError),
         (lambda q: q.customer_history("   "), InvalidTextError),
