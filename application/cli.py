@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from application.audit_cli import add_audit_query_parsers
-from application.chain import SERVICE_CLASSES, verify_chains
+from application.chain_verification import SERVICE_CLASSES, verify_chains
 from application.cli_options import (
     add_storage_options,
     int_between,
