@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 STOP_SECONDS = 30.0
 """How long a closing shop waits for the helper to stop before killing it."""
 
-# Not ``-m``: the helper's entry point imports this module, which must not
-# run twice (once as ``__main__``).
+# Imported, not run with ``-m``: a module run as ``__main__`` is a second copy
+# of itself to whatever imports it by its name.
 _ENTRY = "from application.subscriber_helper import main; main()"
 _LENGTH_BYTES = 8
 _FAILED_STATES = frozenset({"halted", "failed"})
