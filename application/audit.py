@@ -12,15 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from rich.table import Table
 from rich.tree import Tree
@@ -45,9 +45,7 @@ from projections.audit_queries import (
     stock_movements,
     trace,
 )
-
-if TYPE_CHECKING:
-    from application.shop import Shop
+from projections.store import ViewStore
 
 OutputFormat = Literal["table", "jsonl", "csv"]
 SERVICES = ("Carts", "Orders", "Inventory")
@@ -75,16 +73,20 @@ class AggregateState:
 
 class Audit:
     """``shop.audit``: history, filtered events, traces, stock movements and time
-    travel over a shop's stored events."""
+    travel over a shop's stored events: those its ``services`` hold, as the
+    audit index in its ``views`` knows them."""
 
-    def __init__(self, shop: Shop) -> None:
-        self._shop = shop
+    def __init__(
+        self, views: ViewStore, services: Mapping[str, Application[Any]]
+    ) -> None:
+        self._views = views
+        self._services = services
 
     def history(self, aggregate_id: UUID | str) -> tuple[AuditEvent, ...]:
         """Every event of one aggregate (of any service), oldest first."""
         wanted = parse_id(aggregate_id, "aggregate_id")
         for service in SERVICES:
-            events = history(self._shop.views, service, wanted)
+            events = history(self._views, service, wanted)
             if events:
                 return events
         return ()
@@ -119,7 +121,7 @@ class Audit:
             else parse_text(customer_id, "customer_id"),
         )
         return find_events(
-            self._shop.views,
+            self._views,
             wanted,
             newest_first=_parse_flag(newest_first, "newest_first"),
             # A bad limit or cursor is refused by the query, which knows the
@@ -131,11 +133,11 @@ class Audit:
     def trace(self, correlation_id: UUID | str) -> tuple[TraceNode, ...]:
         """Everything one user action caused, across services, as trees of
         cause and effect in the order things happened."""
-        return trace(self._shop.views, parse_id(correlation_id, "correlation_id"))
+        return trace(self._views, parse_id(correlation_id, "correlation_id"))
 
     def stock_movements(self, sku: str) -> tuple[StockMovement, ...]:
         """Every change to a SKU's stock with its running balance."""
-        return stock_movements(self._shop.views, parse_sku(sku))
+        return stock_movements(self._views, parse_sku(sku))
 
     def state(
         self,
@@ -152,7 +154,7 @@ class Audit:
         if version is not None:
             version = parse_whole_number(version, "version", 1)
         moment = _parse_time(at, "at")
-        for service in self._shop.services.values():
+        for service in self._services.values():
             if moment is not None:
                 events = list(service.events.get(wanted))
                 if not events:

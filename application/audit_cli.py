@@ -1,16 +1,17 @@
-"""``eventshop audit history|events|trace|stock|state``: the audit queries from the
-command line, as a readable table, JSON Lines or CSV."""
+"""``eventshop audit verify|history|events|trace|stock|state``: the logs checked
+against their hash chains, and the audit queries as a readable table, JSON
+Lines or CSV, once ``application.cli`` has parsed their arguments."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from rich.console import Console
+from rich.table import Table
 
 from application.audit import (
     COLUMNS,
@@ -24,80 +25,36 @@ from application.audit import (
     trace_records,
     trace_tree,
 )
-from application.cli_options import add_storage_options, settings_from
+from application.chain_verification import verify_chains
+from application.cli_options import settings_from
 from application.shop import Shop
 from projections.audit_queries import AuditEvent
 
 
-def add_audit_query_parsers(
-    audit_commands: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> None:
-    history = audit_commands.add_parser(
-        "history", help="every event of one aggregate, with version, time and actor"
-    )
-    history.add_argument("aggregate_id")
-    _common(history, audit_history_command)
-
-    events = audit_commands.add_parser(
-        "events", help="events by type, time, actor, SKU or customer, paged"
-    )
-    events.add_argument("--type", action="append", default=[], dest="event_types")
-    events.add_argument("--service", action="append", default=[], dest="services")
-    events.add_argument("--since", type=_moment, help="ISO time with zone, inclusive")
-    events.add_argument("--until", type=_moment, help="ISO time with zone, exclusive")
-    events.add_argument("--actor")
-    events.add_argument("--sku")
-    events.add_argument("--customer")
-    events.add_argument("--limit", type=int, default=50)
-    events.add_argument("--cursor", help="the next-page cursor a previous page gave")
-    order = events.add_mutually_exclusive_group()
-    order.add_argument("--oldest-first", action="store_true")
-    order.add_argument("--newest-first", action="store_true", help="(the default)")
-    _common(events, audit_events_command)
-
-    trace = audit_commands.add_parser(
-        "trace", help="everything one user action caused, as a tree"
-    )
-    trace.add_argument("correlation_id")
-    _common(trace, audit_trace_command)
-
-    stock = audit_commands.add_parser(
-        "stock", help="a SKU's stock movements with the running balance"
-    )
-    stock.add_argument("sku")
-    _common(stock, audit_stock_command)
-
-    state = audit_commands.add_parser(
-        "state", help="an aggregate as it was at a version or a time"
-    )
-    state.add_argument("aggregate_id")
-    when = state.add_mutually_exclusive_group()
-    when.add_argument("--version", type=int)
-    when.add_argument("--at", type=_moment, help="ISO time with zone")
-    _common(state, audit_state_command)
-
-
-def _common(
-    parser: argparse.ArgumentParser,
-    handler: Callable[[argparse.Namespace, Console], int],
-) -> None:
-    parser.add_argument(
-        "--format", choices=["table", "jsonl", "csv"], default="table", dest="output"
-    )
-    add_storage_options(parser)
-    parser.set_defaults(handler=handler)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO time (like 2026-01-31T12:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00)")
-    return moment
+def audit_verify_command(args: argparse.Namespace, console: Console) -> int:
+    settings = settings_from(args)
+    verdicts = verify_chains(settings, None if args.service is None else [args.service])
+    table = Table(title=f"Event log hash chains ({settings.describe()})")
+    table.add_column("service")
+    table.add_column("verdict")
+    for column in ("position", "events checked", "chained up to", "unchained"):
+        table.add_column(column, justify="right")
+    table.add_column("head link (SHA-256)", no_wrap=True)
+    for service, verdict in verdicts.items():
+        table.add_row(
+            service,
+            "[green]intact[/]" if verdict.intact else f"[red]{verdict.kind}[/]",
+            "-" if verdict.position is None else str(verdict.position),
+            str(verdict.checked),
+            str(verdict.head),
+            str(verdict.unrecorded),
+            verdict.head_link.hex(),
+        )
+    console.print(table)
+    for service, verdict in verdicts.items():
+        if not verdict.intact:
+            console.print(f"[red]{service}:[/] {verdict.describe()}")
+    return 0 if all(verdict.intact for verdict in verdicts.values()) else 1
 
 
 def _shop(args: argparse.Namespace) -> Shop:

@@ -1,8 +1,9 @@
 """Keeping and verifying the hash chains over the services' event logs.
 
 A :class:`ChainKeeper` chains one service's stored events as its log grows
-(``run`` in a thread of its own, or ``extend_now`` once); :func:`verify_chains`
-checks every service's log against its chain (see ``projections.chain``).
+(``run`` in a thread of its own, or ``extend_now`` once) and verifies its log
+against its chain (see ``projections.chain``; ``application.chain_verification``
+verifies every service's).
 
 A chain vouches for events as they were when chained: an event altered, or
 written straight into the table, before its keeper reached it is chained as it
@@ -14,27 +15,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from application.config import Batching, Settings
+from application.config import Batching
 from application.persistence.transient import (
     Outage,
     Report,
     lead_through_outages,
 )
 from application.runners import HEARTBEAT_SECONDS, Leadership, Pace, Unshared
-from application.services import Carts, Inventory, Orders
 from application.shared_log import shared_log
 from projections.chain import DEFAULT_PAGE_SIZE, ChainStore, ChainVerdict
 
 log = logging.getLogger(__name__)
-
-SERVICE_CLASSES = (Carts, Orders, Inventory)
 
 IDLE_WAIT_SECONDS = 0.5
 # Nobody waits for the chain (verification extends it first), and each batch
@@ -175,46 +173,3 @@ class ChainKeeper:
             if len(page) < self.page_size:
                 return
             position = page[-1].id
-
-
-def open_chain_store(settings: Settings) -> ChainStore:
-    """The chain table in the shop's view database, created if missing."""
-    # Imported here so that hosting may in turn import this module's keeper.
-    from application.hosting import open_view_store
-
-    chains = ChainStore(open_view_store(settings))
-    chains.create_schema()
-    return chains
-
-
-def verify_chains(
-    settings: Settings,
-    services: Collection[str] | None = None,
-    *,
-    extend_first: bool = True,
-) -> dict[str, ChainVerdict]:
-    """Verifies the log of every service (or of those named, in any case)
-    against its chain, having first chained what is new, unless told not to
-    (so a store never checkpointed before gets its chain)."""
-    known = {service.name.lower(): service for service in SERVICE_CLASSES}
-    wanted = [name.lower() for name in services or known]
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise LookupError(
-            f"no service named {', '.join(unknown)} (known: {', '.join(known)})"
-        )
-    chains = open_chain_store(settings)
-    verdicts: dict[str, ChainVerdict] = {}
-    try:
-        for name in wanted:
-            service = known[name](settings)
-            try:
-                keeper = ChainKeeper(service, chains)
-                if extend_first:
-                    keeper.extend_now()
-                verdicts[service.name] = keeper.verify()
-            finally:
-                service.close()
-    finally:
-        chains.store.engine.dispose()
-    return verdicts

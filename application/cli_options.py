@@ -8,6 +8,10 @@ from collections.abc import Callable, Collection
 
 from application.config import Settings
 
+SERVICE_NAMES = ("Carts", "Orders", "Inventory")
+"""The services' names, as their logs are known by, spelt out so that parsing
+loads no service (``tests/test_architecture.py`` holds them to the classes')."""
+
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -45,13 +49,16 @@ positive_int = int_between(1, 2**31 - 1)
 """An argparse type: a whole number of at least 1 (and below 2**31)."""
 
 
-def one_of(kind: str, known: Collection[str]) -> Callable[[str], str]:
-    """An argparse type: one of the ``known`` names of a ``kind`` of thing."""
+def one_of(kind: str, known: Callable[[], Collection[str]]) -> Callable[[str], str]:
+    """An argparse type: one of the names ``known()`` gives of a ``kind`` of
+    thing, asked for only when a value is parsed (the names come from modules
+    that ``--help`` has no need to load)."""
 
     def parse(text: str) -> str:
-        if text not in known:
+        names = known()
+        if text not in names:
             raise argparse.ArgumentTypeError(
-                f"no {kind} named {text!r} (known: {', '.join(known)})"
+                f"no {kind} named {text!r} (known: {', '.join(names)})"
             )
         return text
 

@@ -22,6 +22,7 @@ from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from application.demo_limits import MAX_CUSTOMERS, MAX_THREADS
 from application.invariants import InvariantCheck, check_invariants
 from application.shop import Shop
 from domain.errors import (
@@ -49,8 +50,6 @@ SKUS = tuple(sku for sku, *_ in CATALOGUE)
 DEMO_PAYMENT_TIMEOUT = timedelta(seconds=3)
 # How long a customer waits for the saga to decide on their order.
 DECISION_TIMEOUT_SECONDS = 60.0
-MAX_CUSTOMERS = 100_000
-MAX_THREADS = 64
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
@@ -25,10 +25,19 @@ from projections.rebuild import (
 )
 from projections.store import ViewStore
 
-if TYPE_CHECKING:
-    from application.shop import Shop
-
 ALL_PROJECTIONS = "all"
+
+
+class OpenStores(Protocol):
+    """What rebuilding needs of an open shop (a ``Shop`` is one): its view
+    store and its services, by name."""
+
+    @property
+    def views(self) -> ViewStore: ...
+
+    @property
+    def services(self) -> Mapping[str, Application[Any]]: ...
+
 
 _SERVICE_CLASSES: dict[str, type[Carts | Orders | Inventory]] = {
     service.name: service for service in (Carts, Orders, Inventory)
@@ -73,7 +82,7 @@ def projections_named(name: str) -> tuple[type[Projection], ...]:
 
 
 def rebuild_projection(
-    target: Settings | Shop,
+    target: Settings | OpenStores,
     name: str,
     *,
     mode: RebuildMode = "switch-if-equal",
@@ -81,9 +90,9 @@ def rebuild_projection(
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[RebuildReport]:
     """Rebuilds the read model ``name`` (or ``"all"`` of them, one after the
-    other) of a shop, from its open ``Shop`` or from its settings, while its
-    subscribers keep running wherever they run. See ``projections.rebuild``
-    for what each mode does."""
+    other) of a shop, from its open ``Shop`` (any ``OpenStores``) or from its
+    settings, while its subscribers keep running wherever they run. See
+    ``projections.rebuild`` for what each mode does."""
     projections = projections_named(name)
     with _store_and_services(target, projections) as (store, services):
         return [
@@ -101,7 +110,7 @@ def rebuild_projection(
 
 @contextmanager
 def _store_and_services(
-    target: Settings | Shop, projections: Sequence[type[Projection]]
+    target: Settings | OpenStores, projections: Sequence[type[Projection]]
 ) -> Iterator[tuple[ViewStore, Mapping[str, Application[Any]]]]:
     if not isinstance(target, Settings):
         yield target.views, target.services

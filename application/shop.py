@@ -103,10 +103,10 @@ class Shop:
         self.orders = Orders(self.settings)
         self.views = open_view_store(self.settings)
         self.queries = ShopQueries(self.views)
-        self.audit = Audit(self)
         self.services: dict[str, Carts | Orders | Inventory] = {
             service.name: service for service in self._services
         }
+        self.audit = Audit(self.views, self.services)
         self.payment_deadlines = PaymentDeadlineTicker(self.orders, self.views, clock)
         self.subscribers = Subscribers(
             self.settings, self.services, self.views, self.payment_deadlines

@@ -2,10 +2,10 @@
 
 Python runs one thread at a time per process: subscribers hosted in the
 caller's threads take their CPU from its commands, and each write wakes them in
-its path. So ``Shop()`` starts a helper process (``main`` here), which runs
-every subscriber (and the chain keepers) as a worker process would, on another
-core, and stops it when the shop closes. The payment-deadline ticker stays in
-the shop's process, with the shop's clock.
+its path. So ``Shop()`` starts a helper process (``application.subscriber_helper``
+is its entry point), which runs every subscriber (and the chain keepers) as a
+worker process would, on another core, and stops it when the shop closes. The
+payment-deadline ticker stays in the shop's process, with the shop's clock.
 
 The helper's standard input is its line to the shop:
 
@@ -29,17 +29,14 @@ import fcntl
 import logging
 import os
 import pickle
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from eventsourcing.application import Application
 
-import application
 from application.config import Settings
 from application.persistence.subscriptions import LocalWrites
 
@@ -48,8 +45,9 @@ log = logging.getLogger(__name__)
 STOP_SECONDS = 30.0
 """How long a closing shop waits for the helper to stop before killing it."""
 
-# Not ``-m``: the package imports this module, which must not run twice.
-_ENTRY = "from application.subscriber_process import main; main()"
+# Imported, not run with ``-m``: a module run as ``__main__`` is a second copy
+# of itself to whatever imports it by its name.
+_ENTRY = "from application.subscriber_helper import main; main()"
 _LENGTH_BYTES = 8
 _FAILED_STATES = frozenset({"halted", "failed"})
 
@@ -72,7 +70,7 @@ class _PipeWaker:
             os.write(self._pipe, self._signal)
 
 
-def _cannot_signal_other_processes(service: Application[Any]) -> bool:
+def cannot_signal_other_processes(service: Application[Any]) -> bool:
     """Whether other processes find this service's writes only by polling."""
     return getattr(service.recorder, "poll_interval", None) is not None
 
@@ -93,7 +91,7 @@ class SubscriberProcess:
         return None if self._process is None else self._process.pid
 
     def start(self) -> None:
-        package_root = str(Path(application.__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parent.parent)
         paths = [package_root, *filter(None, [os.environ.get("PYTHONPATH")])]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         self._process = subprocess.Popen(
@@ -115,7 +113,7 @@ class SubscriberProcess:
         flags = fcntl.fcntl(pipe, fcntl.F_GETFL)
         fcntl.fcntl(pipe, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         for index, service in enumerate(self._services.values()):
-            if _cannot_signal_other_processes(service):
+            if cannot_signal_other_processes(service):
                 waker = _PipeWaker(pipe, index)
                 service.recorder.wake_on_write(waker)  # type: ignore[attr-defined]
                 self._wakers.append((service, waker))
@@ -157,17 +155,17 @@ class SubscriberProcess:
             process.wait()
 
 
-# -- the helper's side --------------------------------------------------------
+# -- the helper's side of the line (its entry point is application.subscriber_helper)
 
 
-def _read_settings(stdin: IO[bytes]) -> tuple[Settings, list[str]]:
+def read_settings(stdin: IO[bytes]) -> tuple[Settings, list[str]]:
     length = int.from_bytes(stdin.read(_LENGTH_BYTES), "big")
     settings, names = pickle.loads(stdin.read(length))
     assert isinstance(settings, Settings)
     return settings, names
 
 
-def _relay_writes(stdin: IO[bytes], databases: Mapping[int, str]) -> None:
+def relay_writes(stdin: IO[bytes], databases: Mapping[int, str]) -> None:
     """Passes the shop's write signals on to this process's readers of the
     logs, until the shop closes the line (or dies)."""
     pipe = stdin.fileno()
@@ -176,36 +174,3 @@ def _relay_writes(stdin: IO[bytes], databases: Mapping[int, str]) -> None:
             database = databases.get(index)
             if database is not None:
                 LocalWrites.written(database)
-
-
-def _stop_on_sigterm() -> None:
-    def stop(_signal: int, _frame: FrameType | None) -> None:
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-
-
-def main() -> None:
-    """Hosts the shop's subscribers until the shop closes its end of stdin."""
-    logging.basicConfig(
-        level=logging.WARNING, format="subscriber process %(process)d: %(message)s"
-    )
-    _stop_on_sigterm()
-    # Imported here: the shop imports this module for its side of the line.
-    from application.hosting import Subscribers
-    from application.shop import Shop
-
-    stdin = sys.stdin.buffer
-    settings, names = _read_settings(stdin)
-    with Shop(settings=settings, subscribers="workers") as shop:
-        databases = {
-            index: shop.services[name].recorder.datastore.pool.db_name  # type: ignore[attr-defined]
-            for index, name in enumerate(names)
-            if _cannot_signal_other_processes(shop.services[name])
-        }
-        hosted = Subscribers(settings, shop.services, shop.views)
-        hosted.start()
-        try:
-            _relay_writes(stdin, databases)
-        finally:
-            hosted.stop()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from application import cli
+from application import cli, cli_commands
 from application.config import (
     DATABASE_URL_VARIABLE,
     ConfigurationError,
@@ -70,7 +70,7 @@ def assert_settings_by_environment(started: list[RecordedProcess]) -> None:
 def test_demo_workers_get_the_password_by_environment_not_argv(
     recorded: list[RecordedProcess],
 ) -> None:
-    with cli.demo_workers(Settings.from_url(URL), Console(quiet=True)):
+    with cli_commands.demo_workers(Settings.from_url(URL), Console(quiet=True)):
         pass
     assert len(recorded) >= 3
     assert_settings_by_environment(recorded)

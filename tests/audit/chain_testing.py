@@ -19,7 +19,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
 from application import Settings, Shop
-from application.chain import ChainKeeper, open_chain_store
+from application.chain import ChainKeeper
+from application.chain_verification import open_chain_store
 from projections.chain import GENESIS, link
 
 TEA = "TEA-SENCHA"

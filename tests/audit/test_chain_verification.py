@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from application import Settings, Shop
-from application.chain import ChainKeeper, verify_chains
+from application.chain import ChainKeeper
+from application.chain_verification import verify_chains
 from projections.chain import ChainGapError, ChainVerdict
 from tests.audit.chain_testing import (
     TEA,

@@ -20,7 +20,7 @@ from unittest.mock import patch
 import pytest
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
-from application.chain import verify_chains
+from application.chain_verification import verify_chains
 from application.cli import main as eventshop
 from application.config import PAYMENT_TIMEOUT_VARIABLE, Settings
 from application.inspection import subscriber_statuses

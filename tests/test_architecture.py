@@ -1,0 +1,134 @@
+"""The layout keeps its promises: imports point downwards only (application ->
+projections -> domain), no modules import each other round a cycle, and the
+package's face and the command line's parser load nothing heavy that their
+user did not ask for (the storage drivers, SQLAlchemy, rich)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import application
+from application import config, dto, shop
+from application.chain_verification import SERVICE_CLASSES
+from application.cli import build_parser
+from application.cli_commands import COMMANDS
+from application.cli_options import SERVICE_NAMES
+from tests.support.import_graph import ROOT, Import, cycles, describe, import_graph
+
+HEAVY = ("psycopg", "rich", "sqlalchemy")
+
+
+def imports_across(importing: str, imported: tuple[str, ...]) -> list[Import]:
+    return [
+        step
+        for steps in import_graph().values()
+        for step in steps
+        if step.importer.split(".")[0] == importing
+        and step.imported.split(".")[0] in imported
+    ]
+
+
+def test_no_modules_import_each_other_round_a_cycle() -> None:
+    found = cycles(import_graph())
+    assert not found, "import cycles:\n" + "\n".join(map(describe, found))
+
+
+def test_the_domain_imports_neither_projections_nor_application() -> None:
+    assert imports_across("domain", ("application", "projections")) == []
+
+
+def test_projections_import_nothing_from_the_application() -> None:
+    assert imports_across("projections", ("application",)) == []
+
+
+def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> None:
+    package = tmp_path / "application"
+    package.mkdir()
+    for name in ("domain", "projections"):
+        (tmp_path / name).mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def run():\n    from application import b\n")
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom . import c\n"
+        "if TYPE_CHECKING:\n    from application.a import run\n"
+    )
+    (package / "c.py").write_text("import application.a\n")
+    [cycle] = cycles(import_graph(tmp_path))
+    assert describe(cycle) == (
+        "application.a (line 2) -> application.b (line 2) -> "
+        "application.c (line 1) -> application.a"
+    )
+
+
+def modules_loaded(code: str) -> list[str]:
+    """Which heavy libraries a fresh interpreter has loaded after ``code``."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_settings_loads_no_driver_and_no_rich() -> None:
+    assert modules_loaded("import application.config") == []
+
+
+def test_eventshop_help_loads_no_driver_and_no_rich() -> None:
+    # Through the entry point's own function, as the installed script calls it.
+    code = (
+        "import contextlib, io\nfrom application.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0"
+    )
+    assert modules_loaded(code) == []
+
+
+def test_the_package_face_still_offers_what_it_did() -> None:
+    assert sorted(application.__all__) == [
+        "CartView",
+        "OrderView",
+        "Settings",
+        "Shop",
+        "StockView",
+    ]
+    assert application.Shop is shop.Shop
+    assert application.Settings is config.Settings
+    assert application.CartView is dto.CartView
+    assert application.OrderView is dto.OrderView
+    assert application.StockView is dto.StockView
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        _ = application.Nothing
+
+
+def test_every_command_the_parser_offers_has_a_handler() -> None:
+    offered = set(handler_names(build_parser()))
+    assert offered == set(COMMANDS)
+
+
+def handler_names(parser: argparse.ArgumentParser) -> list[str]:
+    names = []
+    if "handler" in parser._defaults:
+        names.append(parser._defaults["handler"])
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                names.extend(handler_names(subparser))
+    return names
+
+
+def test_the_cli_names_the_services_as_they_name_themselves() -> None:
+    assert tuple(service.name for service in SERVICE_CLASSES) == SERVICE_NAMES
