@@ -62,7 +62,7 @@ from domain.errors import (
     DeadLetterStateError,
 )
 from projections.base import Projection, deferrable_indexes, generation_tables
-from projections.engine import WRITE_TRANSACTION
+from projections.engine import WRITE_TRANSACTION, as_utc
 from projections.flush import write_batch
 
 system_metadata = MetaData()
@@ -160,11 +160,6 @@ class SubscriberReport:
     error: str | None
 
 
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes for what was stored as UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _events_writer(
     projection: type[Projection], generation: int, events: Sequence[object]
 ) -> Callable[[Connection], None]:
@@ -189,9 +184,9 @@ def _dead_letter_view(row: RowMapping) -> DeadLetterView:
         originator_version=row["originator_version"],
         error=row["error"],
         traceback=row["traceback"],
-        parked_at=_as_utc(row["parked_at"]),
+        parked_at=as_utc(row["parked_at"]),
         status=DeadLetterStatus(row["status"]),
-        resolved_at=None if resolved_at is None else _as_utc(resolved_at),
+        resolved_at=None if resolved_at is None else as_utc(resolved_at),
         discard_reason=row["discard_reason"],
     )
 
@@ -889,7 +884,7 @@ class ViewStore:
                     state=row.state,
                     host=row.host,
                     pid=row.pid,
-                    heartbeat_at=_as_utc(row.heartbeat_at),
+                    heartbeat_at=as_utc(row.heartbeat_at),
                     error=row.error,
                 )
             )
