@@ -13,7 +13,7 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from domain.errors import InvalidInputError
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id, parse_moment, parse_whole_number
 from projections.audit import AUDIT_INDEXES, AuditIndex, event_type_name
+from projections.engine import as_utc
 from projections.store import ViewStore
 
 MAX_PAGE = 1_000
@@ -250,16 +251,20 @@ def _matching(
     # Times are stored in UTC; SQLite compares them as text, so bounds must be
     # in UTC too whatever zone the caller gave them in.
     if wanted.since is not None:
-        conditions.append(events.c.occurred_at >= _utc(wanted.since))
+        conditions.append(events.c.occurred_at >= parse_moment(wanted.since, "since"))
     if wanted.until is not None:
-        conditions.append(events.c.occurred_at < _utc(wanted.until))
+        conditions.append(events.c.occurred_at < parse_moment(wanted.until, "until"))
     if wanted.actor is not None:
         conditions.append(events.c.actor == wanted.actor)
     if wanted.customer_id is not None:
         conditions.append(events.c.customer_id == wanted.customer_id)
     if after is not None:
         at, last_id, last_version = after
-        conditions.append(_beyond(key, (_utc(at), last_id, last_version), newest_first))
+        conditions.append(
+            _beyond(
+                key, (parse_moment(at, "cursor"), last_id, last_version), newest_first
+            )
+        )
     if conditions:
         query = query.where(*conditions)
     return query.order_by(
@@ -291,23 +296,13 @@ def _beyond(
     )
 
 
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError(f"{moment} has no time zone")
-    return moment.astimezone(UTC)
-
-
 def _row_event(index: type[AuditIndex], row: Any) -> AuditEvent:
-    occurred_at: datetime = row.occurred_at
-    if occurred_at.tzinfo is None:
-        # SQLite hands back naive datetimes for what was stored as UTC.
-        occurred_at = occurred_at.replace(tzinfo=UTC)
     return AuditEvent(
         service=index.follows,
         aggregate_id=row.aggregate_id,
         version=row.version,
         event_type=row.event_type,
-        occurred_at=occurred_at,
+        occurred_at=as_utc(row.occurred_at),
         actor=row.actor,
         correlation_id=row.correlation_id,
         causation_id=row.causation_id,

@@ -1,7 +1,9 @@
-"""SQLAlchemy engines for the view store, one function per engine kind."""
+"""SQLAlchemy engines for the view store, one function per engine kind, and how
+to read back the times they hold."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,4 +68,13 @@ def postgres_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A time read back from a view, in UTC. SQLite gives back naive datetimes
+    for what was stored as UTC; PostgreSQL gives aware ones in the session's
+    time zone."""
+    return (
+        moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     )

@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from projections.base import Projection
 from projections.changes import Changes, Key, Row, TableChanges
+from projections.engine import as_utc
 
 # Bound values per statement when a list of values becomes one parameter each
 # (SQLite allows 32,766; PostgreSQL 65,535).
@@ -201,8 +202,8 @@ class TableWriter:
         for name in self._naive_times:
             for row in rows:
                 moment: datetime | None = row[name]
-                if moment is not None and moment.tzinfo is None:
-                    row[name] = moment.replace(tzinfo=UTC)
+                if moment is not None:
+                    row[name] = as_utc(moment)
         return rows
 
 

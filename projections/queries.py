@@ -20,6 +20,7 @@ from domain.values import Line
 from projections.carts import CartSummaries
 from projections.customers import CustomerOrderHistory
 from projections.deadlines import PaymentDeadlines
+from projections.engine import as_utc
 from projections.orders import SKU_SEPARATOR, OrderSummaries
 from projections.sales import ProductSales
 from projections.stock import StockLevels
@@ -129,8 +130,8 @@ def cart_summary(store: ViewStore, cart_id: UUID) -> CartSummary | None:
         item_count=row.item_count,
         total=row.total,
         order_id=row.order_id,
-        opened_at=_utc(row.opened_at),
-        updated_at=_utc(row.updated_at),
+        opened_at=as_utc(row.opened_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -211,13 +212,13 @@ def _order_summaries(
             else (),
             rejection_reason=row.rejection_reason,
             cancellation_reason=row.cancellation_reason,
-            placed_at=_utc(row.placed_at),
+            placed_at=as_utc(row.placed_at),
             confirmed_at=_utc_or_none(row.confirmed_at),
             rejected_at=_utc_or_none(row.rejected_at),
             paid_at=_utc_or_none(row.paid_at),
             shipped_at=_utc_or_none(row.shipped_at),
             cancelled_at=_utc_or_none(row.cancelled_at),
-            updated_at=_utc(row.updated_at),
+            updated_at=as_utc(row.updated_at),
         )
         for row in rows
     )
@@ -247,8 +248,8 @@ def customer_history(store: ViewStore, customer_id: str) -> CustomerHistory:
                 order_id=row.order_id,
                 status=row.status,
                 total=row.total,
-                placed_at=_utc(row.placed_at),
-                updated_at=_utc(row.updated_at),
+                placed_at=as_utc(row.placed_at),
+                updated_at=as_utc(row.updated_at),
             )
             for row in rows
         ),
@@ -286,7 +287,7 @@ def _stock_level(row: Row[tuple[object, ...]]) -> StockLevel:
         on_hand=row.on_hand,
         reserved=row.reserved,
         available=row.available,
-        updated_at=_utc(row.updated_at),
+        updated_at=as_utc(row.updated_at),
     )
 
 
@@ -306,7 +307,7 @@ def product_sales(store: ViewStore) -> tuple[ProductSalesRow, ...]:
             units_sold=row.units_sold,
             revenue=row.revenue,
             orders_shipped=row.orders_shipped,
-            last_shipped_at=_utc(row.last_shipped_at),
+            last_shipped_at=as_utc(row.last_shipped_at),
         )
         for row in rows
     )
@@ -334,7 +335,7 @@ def payment_deadlines_due(
             .where(deadlines.c.due_at <= now.astimezone(UTC))
             .order_by(deadlines.c.due_at, deadlines.c.order_id)
         ).all()
-    return tuple(PaymentDeadline(row.order_id, _utc(row.due_at)) for row in rows)
+    return tuple(PaymentDeadline(row.order_id, as_utc(row.due_at)) for row in rows)
 
 
 # -- shared ---------------------------------------------------------------------
@@ -359,13 +360,5 @@ def _line(row: Row[tuple[object, ...]]) -> Line:
     return Line(sku=row.sku, quantity=row.quantity, unit_price=row.unit_price)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite gives back naive datetimes for what was stored as UTC; PostgreSQL
-    # gives aware ones in the session's time zone.
-    return (
-        moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    )
-
-
 def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else _utc(moment)
+    return None if moment is None else as_utc(moment)
