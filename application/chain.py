@@ -23,6 +23,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from application.config import Batching
+from application.persistence.paging import notification_pages
 from application.persistence.transient import (
     Outage,
     Report,
@@ -164,12 +165,7 @@ class ChainKeeper:
             return
         # From the very first row, whatever its position: a row forged at
         # position 0 or below is part of the log too.
-        position: int | None = None
-        while True:
-            page = self.service.recorder.select_notifications(
-                position, self.page_size, stop=up_to, inclusive_of_start=False
-            )
+        for page in notification_pages(
+            self.service.recorder, self.page_size, up_to=up_to
+        ):
             yield from page
-            if len(page) < self.page_size:
-                return
-            position = page[-1].id

@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.utils import get_topic
 
+from application.persistence.paging import notification_pages
 from application.runners import Subscriber
 from application.services.process import ProcessService, ProcessSubscriber
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
@@ -123,20 +124,13 @@ class DeadLetters:
         """The dead letters stored in the process services' logs."""
         topics = [get_topic(DeadLetter.Parked)]
         for service in self._process_services():
-            start: int | None = None
-            while True:
-                page = service.recorder.select_notifications(
-                    start=start, limit=PAGE_SIZE, topics=topics
-                )
+            for page in notification_pages(service.recorder, PAGE_SIZE, topics=topics):
                 for notification in page:
                     letter: object = service.repository.get(
                         parse_id(notification.originator_id, "dead_letter_id")
                     )
                     assert isinstance(letter, DeadLetter)
                     yield letter.view()
-                if len(page) < PAGE_SIZE:
-                    break
-                start = page[-1].id + 1
 
     def _process_dead_letter(self, dead_letter_id: UUID) -> DeadLetter:
         for service in self._process_services():

@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
+from application.persistence.paging import notification_pages
 from application.services.loading import AggregateLoader
 from application.shop import Shop
 from domain.allocation import Allocation, AllocationStatus, allocation_id
@@ -70,15 +71,11 @@ def check_invariants(shop: Shop, *, compare_views: bool = True) -> list[Invarian
 def logged(service: Application[UUID], *kinds: type[T]) -> Iterator[T]:
     """Every event of these kinds in the service's log, oldest first."""
     topics = [get_topic(kind) for kind in kinds]
-    after = 0
-    while page := service.recorder.select_notifications(
-        after, PAGE_SIZE, topics=topics, inclusive_of_start=False
-    ):
+    for page in notification_pages(service.recorder, PAGE_SIZE, topics=topics):
         for notification in page:
             event = service.mapper.to_domain_event(notification)
             assert isinstance(event, kinds), f"{notification.topic} is not {kinds}"
             yield event
-        after = page[-1].id
 
 
 def _loaded(
