@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from application.config import Settings
-    from application.dto import CartView, OrderView, StockView
+    from application.services.aggregate_views import CartView, OrderView, StockView
     from application.shop import Shop
 
 __all__ = ["CartView", "OrderView", "Settings", "Shop", "StockView"]
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> object:
 
         return Settings
     if name in {"CartView", "OrderView", "StockView"}:
-        from application import dto
+        from application.services import aggregate_views as dto
 
         return getattr(dto, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

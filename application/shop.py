@@ -16,21 +16,25 @@ from types import TracebackType
 from typing import Literal, Self, TypedDict, Unpack
 from uuid import UUID
 
-from application.audit import Audit
+from application.audit.service import Audit
 from application.config import FaultPolicy, Settings
-from application.dead_letters import DeadLetters
-from application.deadlines import Clock, PaymentDeadlineTicker, system_clock
-from application.dto import CartView, OrderView, StockView
-from application.hosting import Subscribers, open_view_store
-from application.metadata import EventMetadata, acting_as
 from application.persistence.budget import time_budget
-from application.queries import ShopQueries
-from application.rebuilding import rebuild_projection
 from application.services import Carts, Inventory, Orders
+from application.services.aggregate_views import CartView, OrderView, StockView
+from application.services.audit_metadata import EventMetadata, acting_as
 from application.services.storage import storage_errors
+from application.shop_queries import ShopQueries
+from application.subscribers.dead_letters import DeadLetters
+from application.subscribers.hosting import Subscribers, open_view_store
+from application.subscribers.payment_deadline_ticker import (
+    Clock,
+    PaymentDeadlineTicker,
+    system_clock,
+)
+from application.subscribers.rebuild import rebuild_projection
 from domain.errors import CommandOutcomeUnknownError
 from domain.values import parse_id, parse_text
-from projections.rebuild import ProgressCallback, RebuildMode, RebuildReport
+from projections.shadow_rebuild import ProgressCallback, RebuildMode, RebuildReport
 
 DEFAULT_CANCELLATION_REASON = "cancelled on request"
 
@@ -53,7 +57,7 @@ class Shop:
     With ``subscribers="embedded"`` (the default) the shop hosts the read
     models and process managers itself, in a helper process it starts and
     stops, so that they run beside its commands instead of taking their turns
-    (see ``application.subscriber_process``); with ``"threads"`` it hosts them
+    (see ``application.subscribers.helper_process``); with ``"threads"`` it hosts them
     in threads of this process (what tests that patch a handler, or look at
     the runners, need); with ``"workers"`` they are left to ``eventshop
     worker`` processes and this shop only writes and reads.
@@ -267,7 +271,7 @@ class Shop:
     ) -> list[RebuildReport]:
         """Rebuilds the read model ``name`` (or ``"all"``) from the event log
         into new tables while the current ones keep serving, compares them and,
-        as ``mode`` says, switches readers over (see ``projections.rebuild``)."""
+        as ``mode`` says, switches readers over (see ``projections.shadow_rebuild``)."""
         return rebuild_projection(self, name, mode=mode, progress=progress)
 
     def close(self) -> None:

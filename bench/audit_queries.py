@@ -6,7 +6,7 @@ The index rows are generated directly (shaped like the audit projections'
 rows: a service's events spread over aggregates, actors, customers, SKUs and a
 month of time), because replaying a million events through the projection would
 measure the projection, not the queries. Each query then runs through the real
-query code (``projections.audit_queries``) and, as the baseline in the same run,
+query code (``projections.audit.queries``) and, as the baseline in the same run,
 again with the database told not to use indexes. It prints figures and asserts
 nothing.
 """
@@ -31,10 +31,10 @@ from rich.table import Table
 from sqlalchemy import Engine, insert
 
 from bench.stores import temporary_schema
-from projections.audit import AUDIT_INDEXES
-from projections.audit_queries import EventFilter, find_events, history, trace
-from projections.engine import postgres_engine, sqlite_engine
+from projections.audit.indexes import AUDIT_INDEXES
+from projections.audit.queries import EventFilter, find_events, history, trace
 from projections.store import ViewStore
+from projections.store.engine import postgres_engine, sqlite_engine
 
 ACTORS = [f"user-{n}" for n in range(100)] + ["system", "process:allocation"]
 EVENT_TYPES = {

@@ -2,8 +2,8 @@
 
 Who did it (actor), which user action it belongs to (correlation id) and what
 caused it (causation id: the id of the event a reaction answered). The
-application layer writes it (``application.metadata``); anything that reads
-events (audit index, deadlines) reads it with :func:`metadata_of`.
+application layer writes it (``application.services.audit_metadata``);
+anything that reads events (audit index, deadlines) reads it with :func:`metadata_of`.
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import application
-from application import config, dto, shop
-from application.chain_verification import SERVICE_CLASSES
-from application.cli import build_parser
-from application.cli_commands import COMMANDS
-from application.cli_options import SERVICE_NAMES
+from application import config, shop
+from application.audit.chain_verification import SERVICE_CLASSES
+from application.cli.commands import COMMANDS
+from application.cli.options import SERVICE_NAMES
+from application.cli.parser import build_parser
+from application.services import aggregate_views as dto
 from tests.support.import_graph import ROOT, Import, cycles, describe, import_graph
 
 HEAVY = ("psycopg", "rich", "sqlalchemy")

@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
 )
 
 from application.config import Settings
-from application.metadata import MetadataMapper
+from application.services.audit_metadata import MetadataMapper
 from application.services.storage import storage_errors
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.values import Line

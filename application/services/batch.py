@@ -19,8 +19,8 @@ from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Tracking
 
-from application.metadata import stamp_metadata
 from application.persistence import EXPECTED_POSITION
+from application.services.audit_metadata import stamp_metadata
 from application.services.loading import AggregateLoader
 
 Other = TypeVar("Other", bound=Aggregate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from uuid import UUID
 
-from application.dto import CartView
+from application.services.aggregate_views import CartView
 from application.services.base import ShopService
 from domain.cart import Cart
 from domain.errors import CartNotFoundError

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import MutableOrImmutableAggregate
 
-from application.dto import StockView
+from application.services.aggregate_views import StockView
 from application.services.batch import Batch, LoadedSoFar, needs
 from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation, AllocationStatus, allocation_id
@@ -17,7 +17,7 @@ from domain.errors import ProductAlreadyRegisteredError, ProductNotFoundError
 from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id, parse_sku
-from projections.base import handles
+from projections.read_model import handles
 
 
 def _allocation_and_items(placed: Order.Placed, _: LoadedSoFar) -> Iterator[UUID]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from application.dto import OrderView
+from application.services.aggregate_views import OrderView
 from application.services.batch import Batch, LoadedSoFar, needs
 from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation
@@ -15,7 +15,7 @@ from domain.cart import Cart
 from domain.errors import OrderNotFoundError
 from domain.order import Order, OrderStatus
 from domain.values import Line, order_id_for_cart
-from projections.base import handles
+from projections.read_model import handles
 
 
 def _order_of_cart(checked_out: Cart.CheckedOut, _: LoadedSoFar) -> Iterator[UUID]:

@@ -2,7 +2,7 @@
 
 A process service (Orders, Inventory) declares its subscriptions (a name, the
 service it follows, the event types it reacts to) and one reaction per event
-type, marked with :func:`projections.base.handles`. A runner feeds it batches of
+type, marked with :func:`projections.read_model.handles`. A runner feeds it batches of
 those events; every aggregate the reactions change, and the position the batch
 brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
@@ -14,7 +14,7 @@ all its events at once, in rounds of one or two statements (see
 ``application.services.loading``), through a cache of what the subscriber's
 earlier batches left behind, brought up to date first.
 
-An event the runner gives up on (see ``application.runners``) is parked as a
+An event the runner gives up on (see ``application.subscribers.runner``) is parked as a
 :class:`~domain.dead_letter.DeadLetter` of the same store, recorded with the
 tracking that moves past it; retrying it later records the reaction's effects
 and the dead letter's ``Retried`` event in one transaction, so the version of
@@ -35,8 +35,8 @@ from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import ProcessRecorder, RecordConflictError, Tracking
 from eventsourcing.utils import get_topic
 
-from application.metadata import acting_as, caused_by
 from application.persistence import PositionMovedError
+from application.services.audit_metadata import acting_as, caused_by
 from application.services.base import K, ShopService
 from application.services.batch import Batch, Needs
 from application.services.loading import DEFAULT_CACHE_SIZE, AggregateLoader
@@ -46,7 +46,7 @@ from domain.errors import (
     DeadLetterNotFoundError,
     DeadLetterRetryFailedError,
 )
-from projections.base import handlers_of
+from projections.read_model import handlers_of
 
 A = TypeVar("A", bound=Aggregate)
 

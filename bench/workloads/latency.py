@@ -25,8 +25,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from uuid import UUID
 
-from application.queries import MAX_PAGE_SIZE
 from application.shop import Shop
+from application.shop_queries import MAX_PAGE_SIZE
 from bench.processes import run_clients, workers_running
 from bench.results import Result, Target, WorkloadError, percentile
 from bench.shopping import SETTLED_STATUSES, ClientReport, fill_carts, stock_up

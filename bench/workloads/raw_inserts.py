@@ -31,7 +31,12 @@ from sqlalchemy import create_engine
 from bench.stores import EngineName, temporary_schema
 from bench.workloads.common import LogRead, decoded_pages
 from domain.metadata import metadata_of
-from projections.audit import AuditIndex, event_type_name, payload_json, skus_named
+from projections.audit.indexes import (
+    AuditIndex,
+    event_type_name,
+    payload_json,
+    skus_named,
+)
 from projections.store import BULK_PAGE_CACHE
 
 Rows = dict[str, list[tuple[Any, ...]]]

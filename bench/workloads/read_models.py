@@ -52,7 +52,7 @@ from bench.workloads.common import (
     wait_settled,
 )
 from bench.workloads.raw_inserts import raw_audit_inserts
-from projections.audit import AUDIT_INDEXES
+from projections.audit.indexes import AUDIT_INDEXES
 
 WORKLOAD = "read models"
 HALF_THE_READ_LIMIT = Target(min_ratio=0.5)

@@ -7,7 +7,7 @@ import zlib
 
 from sqlalchemy import Connection, Table, select
 
-from projections.base import Projection, generation_tables
+from projections.read_model import Projection, generation_tables
 
 # Rows fetched at a time while a table's checksum is computed.
 CHECKSUM_CHUNK_ROWS = 2_000

@@ -24,9 +24,9 @@ from domain.errors import (
     DeadLetterRetryFailedError,
     DeadLetterStateError,
 )
-from projections.base import Projection, generation_tables
-from projections.engine import as_utc
-from projections.flush import write_batch
+from projections.batching.flush import write_batch
+from projections.read_model import Projection, generation_tables
+from projections.store.engine import as_utc
 from projections.store.generations import subscriber_name
 from projections.store.positions import Positions
 from projections.store.registry import ActiveGeneration, GenerationRegistry

@@ -7,7 +7,7 @@ import re
 
 from sqlalchemy import Connection, func, insert, inspect, select
 
-from projections.base import Projection, deferrable_indexes, generation_tables
+from projections.read_model import Projection, deferrable_indexes, generation_tables
 from projections.store.registry import GenerationRegistry
 from projections.store.schema import StoreDatabase, create_generation_tables
 from projections.store.tables import tracking_table

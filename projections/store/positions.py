@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from projections.base import Projection, generation_tables
-from projections.flush import write_batch
+from projections.batching.flush import write_batch
+from projections.read_model import Projection, generation_tables
 from projections.store.generations import subscriber_name
 from projections.store.registry import ActiveGeneration, GenerationRegistry
 from projections.store.schema import StoreDatabase

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, Table, func, insert, select, update
 
-from projections.base import Projection, generation_tables
+from projections.read_model import Projection, generation_tables
 from projections.store.schema import StoreDatabase
 from projections.store.tables import generations_table
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
 
-from projections.engine import as_utc
+from projections.store.engine import as_utc
 from projections.store.schema import StoreDatabase
 from projections.store.tables import subscribers_table
 

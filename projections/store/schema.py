@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Index, inspect, text
 from sqlalchemy.schema import CreateTable
 
-from projections.base import Projection, generation_tables
-from projections.engine import WRITE_TRANSACTION
+from projections.read_model import Projection, generation_tables
+from projections.store.engine import WRITE_TRANSACTION
 from projections.store.tables import generations_table, system_metadata
 
 # Serializes schema changes across processes on PostgreSQL (same key as the

@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, Table
 
 from domain.dead_letter import DeadLetterView, Failure, ParkedEvent
-from projections.base import Projection
+from projections.read_model import Projection
 from projections.store import comparison
 from projections.store.dead_letters import DeadLetterStore
 from projections.store.generations import Generations

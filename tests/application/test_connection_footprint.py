@@ -26,7 +26,7 @@ import psycopg
 import pytest
 
 from application import Settings, Shop
-from application.hosting import declared_subscribers
+from application.subscribers.hosting import declared_subscribers
 from tests.conftest import POSTGRES_URL, postgres_url
 
 pytestmark = pytest.mark.postgres

@@ -13,7 +13,7 @@ import pytest
 
 from application import Settings, Shop
 from application.cli import main
-from application.demo import DEMO_PAYMENT_TIMEOUT, DemoReport, run_demo
+from application.demo.workload import DEMO_PAYMENT_TIMEOUT, DemoReport, run_demo
 from domain.errors import InvalidInputError
 from domain.order import PAYMENT_NOT_RECEIVED
 from domain.values import order_id_for_cart

@@ -17,12 +17,12 @@ import pytest
 from application import Settings, Shop
 from application.cli import main
 from application.config import FaultPolicy, OnFailure
-from application.hosting import SubscriberFailedError
-from application.inspection import subscriber_statuses
-from application.invariants import check_invariants
-from application.runners import SubscriberHaltedError, SubscriberRunner
+from application.demo.invariants import check_invariants
 from application.services import Inventory
 from application.services.batch import Batch
+from application.subscribers.hosting import SubscriberFailedError
+from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.status import subscriber_statuses
 from domain.allocation import Allocation, allocation_id
 from domain.dead_letter import DeadLetter, DeadLetterStatus
 from domain.errors import (

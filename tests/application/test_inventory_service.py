@@ -9,8 +9,8 @@ from uuid import uuid4
 import pytest
 
 from application import Settings
-from application.dto import StockView
 from application.services import Inventory
+from application.services.aggregate_views import StockView
 from domain.errors import (
     InsufficientStockError,
     ProductAlreadyRegisteredError,

@@ -11,12 +11,17 @@ from datetime import datetime
 import pytest
 
 from application import Settings, Shop
-from application.deadlines import ACTOR, PaymentDeadlineTicker
-from application.metadata import EventMetadata, acting_as, event_id, metadata_of
+from application.services.audit_metadata import (
+    EventMetadata,
+    acting_as,
+    event_id,
+    metadata_of,
+)
+from application.subscribers.payment_deadline_ticker import ACTOR, PaymentDeadlineTicker
 from domain.allocation import Allocation, allocation_id
 from domain.errors import InvalidInputError
 from domain.order import PAYMENT_NOT_RECEIVED, Order
-from projections.queries import payment_deadlines_due
+from projections.read_models.queries import payment_deadlines_due
 from tests.application.deadline_testing import (
     PAST_DUE,
     TEA_IN_STOCK,

@@ -11,9 +11,9 @@ from datetime import timedelta
 from eventsourcing.persistence import Notification
 
 from application import Settings, Shop
-from application.hosting import run_worker
+from application.subscribers.hosting import run_worker
 from domain.order import Order
-from projections.deadlines import PaymentDeadlines
+from projections.read_models.payment_deadlines import PaymentDeadlines
 from tests.application.deadline_testing import (
     PAST_DUE,
     FakeClock,

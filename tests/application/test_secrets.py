@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from application import cli, cli_commands
+from application import cli
+from application.cli import commands as cli_commands
 from application.config import (
     DATABASE_URL_VARIABLE,
     ConfigurationError,

@@ -17,16 +17,16 @@ import pytest
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-import application.runners as runners_module
-from application.chain import ChainKeeper
+import application.subscribers.runner as runners_module
 from application.cli import main as eventshop
 from application.config import Settings
-from application.deadlines import TickerRunner
-from application.hosting import PAYMENT_DEADLINE_TICKER
 from application.persistence import DatabaseUnreachableError
 from application.persistence.transient import is_transient, waiting_reason
-from application.runners import SubscriberRunner, Unshared
 from application.shop import Shop
+from application.subscribers.chain_keeper import ChainKeeper
+from application.subscribers.hosting import PAYMENT_DEADLINE_TICKER
+from application.subscribers.payment_deadline_ticker import TickerRunner
+from application.subscribers.runner import SubscriberRunner, Unshared
 from domain.dead_letter import Failure, ParkedEvent
 from domain.errors import DatabaseConnectionError, DatabaseUnavailableError
 from domain.inventory import InventoryItem

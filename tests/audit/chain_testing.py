@@ -19,9 +19,9 @@ from psycopg import sql
 from psycopg.rows import TupleRow, class_row
 
 from application import Settings, Shop
-from application.chain import ChainKeeper
-from application.chain_verification import open_chain_store
-from projections.chain import GENESIS, link
+from application.audit.chain_verification import open_chain_store
+from application.subscribers.chain_keeper import ChainKeeper
+from projections.audit.chain import GENESIS, link
 
 TEA = "TEA-SENCHA"
 MUG = "MUG-01"

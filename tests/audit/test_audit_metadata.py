@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from application import Shop
-from application.metadata import metadata_of
+from application.services.audit_metadata import metadata_of
 from domain.errors import InvalidIdError, InvalidTextError
 from domain.values import inventory_item_id
 

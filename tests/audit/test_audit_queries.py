@@ -15,16 +15,16 @@ from uuid import UUID
 import pytest
 
 from application import Shop
-from application.audit import (
+from application.audit.service import (
     AggregateNotInLogError,
     as_csv,
     as_jsonl,
     event_record,
     trace_records,
 )
-from application.metadata import acting_as
+from application.services.audit_metadata import acting_as
 from domain.errors import InvalidInputError, InvalidSkuError, InvalidTextError
-from projections.audit_queries import AuditEvent
+from projections.audit.queries import AuditEvent
 from tests.conftest import ENGINES, settings_on
 
 TEA, MUG = "TEA-1", "MUG-1"

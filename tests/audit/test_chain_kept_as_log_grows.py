@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from application import Settings, Shop
-from projections.chain import ChainStore
+from projections.audit.chain import ChainStore
 from tests.projections.runner_testing import eventually
 
 

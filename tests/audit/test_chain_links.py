@@ -10,7 +10,7 @@ from uuid import UUID
 import pytest
 from eventsourcing.persistence import Notification
 
-from projections.chain import GENESIS, link
+from projections.audit.chain import GENESIS, link
 
 EVENT = Notification(
     id=7,

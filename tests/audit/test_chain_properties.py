@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from application import Settings, Shop
-from application.chain import ChainKeeper
-from projections.chain import ChainStore
-from projections.engine import sqlite_engine
+from application.subscribers.chain_keeper import ChainKeeper
+from projections.audit.chain import ChainStore
 from projections.store import ViewStore
+from projections.store.engine import sqlite_engine
 from tests.audit.chain_testing import fill_logs, keeper_of, tampering
 from tests.conftest import ENGINES, settings_on
 

@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from application import Settings, Shop
-from application.chain import ChainKeeper
-from application.chain_verification import verify_chains
-from projections.chain import ChainGapError, ChainVerdict
+from application.audit.chain_verification import verify_chains
+from application.subscribers.chain_keeper import ChainKeeper
+from projections.audit.chain import ChainGapError, ChainVerdict
 from tests.audit.chain_testing import (
     TEA,
     StoredRow,

@@ -10,7 +10,7 @@ from bench.workloads.commands import PlainInventory, plain_env
 from bench.workloads.common import read_limit
 from bench.workloads.raw_inserts import raw_audit_inserts
 from domain.inventory import InventoryItem
-from projections.audit import InventoryAudit
+from projections.audit.indexes import InventoryAudit
 
 
 def test_the_read_limit_reads_and_decodes_the_whole_log(shop: Shop) -> None:

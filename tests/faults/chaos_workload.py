@@ -36,8 +36,8 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from application.config import Settings
-from application.inspection import ACTIVE_STATES
 from application.shop import Shop
+from application.subscribers.status import ACTIVE_STATES
 from domain.errors import OrderNotFoundError, OrderStateError
 from domain.order import PAYMENT_NOT_RECEIVED, Order
 from tests.projections.runner_testing import eventually, start_worker

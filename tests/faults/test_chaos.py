@@ -20,12 +20,12 @@ from unittest.mock import patch
 import pytest
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 
-from application.chain_verification import verify_chains
+from application.audit.chain_verification import verify_chains
 from application.cli import main as eventshop
 from application.config import PAYMENT_TIMEOUT_VARIABLE, Settings
-from application.inspection import subscriber_statuses
-from application.invariants import check_invariants
+from application.demo.invariants import check_invariants
 from application.shop import Shop
+from application.subscribers.status import subscriber_statuses
 from tests.conftest import postgres_url
 from tests.faults.chaos_workload import (
     EXPIRED,

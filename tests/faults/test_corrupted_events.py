@@ -21,13 +21,13 @@ from eventsourcing.utils import get_topic
 from application import Settings, Shop
 from application.cli import main
 from application.config import FaultPolicy
-from application.hosting import SubscriberFailedError
-from application.inspection import SubscriberStatus, subscriber_statuses
-from application.runners import (
+from application.subscribers.hosting import SubscriberFailedError
+from application.subscribers.runner import (
     HEARTBEAT_SECONDS,
     SubscriberHaltedError,
     SubscriberRunner,
 )
+from application.subscribers.status import SubscriberStatus, subscriber_statuses
 from domain.cart import Cart
 from domain.errors import DeadLetterRetryFailedError
 from domain.values import order_id_for_cart

@@ -29,9 +29,9 @@ import pytest
 from psycopg import sql
 
 from application import Settings, Shop
-from application.hosting import worker_groups
-from application.inspection import subscriber_statuses
-from application.invariants import check_invariants
+from application.demo.invariants import check_invariants
+from application.subscribers.hosting import worker_groups
+from application.subscribers.status import subscriber_statuses
 from domain.errors import StorageUnavailableError
 from tests.projections.runner_testing import eventually
 from tests.support.private_postgres import PrivateCluster, private_postgres

@@ -18,8 +18,8 @@ from typing import Literal
 import pytest
 
 from application import Shop
-from application.demo import await_decision
-from application.invariants import check_invariants
+from application.demo.invariants import check_invariants
+from application.demo.workload import await_decision
 from domain.values import order_id_for_cart
 
 STOCK = {"TEA-1": 400, "TEA-2": 250, "MUG-1": 120}

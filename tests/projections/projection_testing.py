@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from domain.order import Order
 from domain.values import Line, total_of
-from projections.base import Projection
-from projections.engine import sqlite_engine
+from projections.read_model import Projection
 from projections.store import ViewStore
+from projections.store.engine import sqlite_engine
 
 TEA = "TEA-SENCHA"
 MUG = "MUG-01"

@@ -16,7 +16,7 @@ from eventsourcing.utils import get_topic
 from sqlalchemy import Row, select
 
 from application.config import Settings
-from projections.stock import StockLevels
+from projections.read_models.stock import StockLevels
 from projections.store import ViewStore
 
 

@@ -25,14 +25,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from application.hosting import open_view_store
+from application.subscribers.hosting import open_view_store
 from domain import ShopError
 from domain.allocation import Allocation
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
-from projections.base import Projection, generation_tables
-from projections.catalog import PROJECTIONS
+from projections.read_model import Projection, generation_tables
+from projections.read_models.catalog import PROJECTIONS
 from projections.store import ViewStore, subscriber_name, tracking_table
 from tests.conftest import ENGINES, settings_on
 from tests.projections.projection_testing import Feeder

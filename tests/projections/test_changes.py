@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Numeric, String, Table
 
-from projections.changes import (
+from projections.batching.changes import (
     DuplicateRowError,
     NotLoadedError,
     TableChanges,

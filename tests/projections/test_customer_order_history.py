@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from projections.customers import CustomerOrderHistory
-from projections.queries import CustomerHistory, CustomerOrder, customer_history
+from projections.read_models.customer_orders import CustomerOrderHistory
+from projections.read_models.queries import (
+    CustomerHistory,
+    CustomerOrder,
+    customer_history,
+)
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     MUG,

@@ -17,9 +17,9 @@ from sqlalchemy import event
 
 from application.cli import main
 from application.config import FaultPolicy, OnFailure, Settings
-from application.inspection import subscriber_statuses
-from application.runners import SubscriberHaltedError, SubscriberRunner
 from application.shop import Shop
+from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.status import subscriber_statuses
 from domain.dead_letter import DeadLetterStatus
 from domain.errors import (
     DeadLetterNotFoundError,
@@ -28,9 +28,9 @@ from domain.errors import (
 )
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id
-from projections.changes import Changes
-from projections.stock import StockLevels
-from projections.subscriber import ProjectionSubscriber
+from projections.batching.changes import Changes
+from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_models.stock import StockLevels
 from tests.projections.runner_testing import eventually, stock_rows
 
 SKU = "TEA-SENCHA"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from domain.order import Order
-from projections.deadlines import PaymentDeadlines
-from projections.queries import PaymentDeadline, payment_deadlines_due
+from projections.read_models.payment_deadlines import PaymentDeadlines
+from projections.read_models.queries import PaymentDeadline, payment_deadlines_due
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     TEA,

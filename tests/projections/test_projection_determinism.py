@@ -10,12 +10,12 @@ from uuid import uuid4
 import pytest
 
 from application.config import Settings
-from application.hosting import open_view_store
+from application.subscribers.hosting import open_view_store
 from domain.cart import Cart
 from domain.inventory import InventoryItem
-from projections.audit import AuditIndex
-from projections.base import Projection
-from projections.catalog import PROJECTIONS
+from projections.audit.indexes import AuditIndex
+from projections.read_model import Projection
+from projections.read_models.catalog import PROJECTIONS
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     MUG,

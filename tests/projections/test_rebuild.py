@@ -25,13 +25,13 @@ from sqlalchemy import (
 
 from application.cli import main
 from application.config import Settings
-from application.hosting import open_view_store
-from application.rebuilding import ServiceEventSource, rebuild_projection
 from application.shop import Shop
+from application.subscribers.hosting import open_view_store
+from application.subscribers.rebuild import ServiceEventSource, rebuild_projection
 from domain.values import inventory_item_id
-from projections.base import generation_tables
-from projections.rebuild import RebuildError, RebuildStep, RowDifference, rebuild
-from projections.stock import StockLevels
+from projections.read_model import generation_tables
+from projections.read_models.stock import StockLevels
+from projections.shadow_rebuild import RebuildError, RebuildStep, RowDifference, rebuild
 from projections.store import ActiveGeneration, ViewStore, subscriber_name
 from tests.projections.runner_testing import eventually
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from application.config import Settings
 from application.shop import Shop
 from domain import ShopError
-from projections.stock import StockLevels
+from projections.read_models.stock import StockLevels
 
 ORDER_IDS = [UUID(int=n) for n in (1, 2, 3)]
 

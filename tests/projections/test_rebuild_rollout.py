@@ -23,17 +23,17 @@ from sqlalchemy import (
 )
 
 from application.config import Settings
-from application.rebuilding import ServiceEventSource
-from application.runners import SubscriberRunner
 from application.shop import Shop
+from application.subscribers.rebuild import ServiceEventSource
+from application.subscribers.runner import SubscriberRunner
 from domain.inventory import InventoryItem
-from projections.base import generation_tables, handles, new_metadata
-from projections.changes import Changes
-from projections.engine import sqlite_engine
-from projections.rebuild import rebuild
-from projections.stock import StockLevels
+from projections.batching.changes import Changes
+from projections.read_model import generation_tables, handles, new_metadata
+from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_models.stock import StockLevels
+from projections.shadow_rebuild import rebuild
 from projections.store import ActiveGeneration, ViewStore, subscriber_name
-from projections.subscriber import ProjectionSubscriber
+from projections.store.engine import sqlite_engine
 from tests.projections.runner_testing import eventually
 
 SKUS = ("TEA-1", "MUG-1")

@@ -10,9 +10,13 @@ from sqlalchemy import event
 
 from application.cli import main
 from application.config import Batching, Settings
-from application.hosting import declared_subscribers
-from application.inspection import subscriber_statuses, topology, topology_mermaid
 from application.shop import Shop
+from application.subscribers.hosting import declared_subscribers
+from application.subscribers.status import (
+    subscriber_statuses,
+    topology,
+    topology_mermaid,
+)
 from domain.inventory import InventoryItem
 from tests.projections.runner_testing import stock_rows
 

@@ -14,7 +14,12 @@ import pytest
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from application.persistence.subscriptions import Waker
-from application.shared_log import WINDOW_EVENTS, LogFollower, LoggedEvent, SharedLog
+from application.subscribers.shared_log import (
+    WINDOW_EVENTS,
+    LogFollower,
+    LoggedEvent,
+    SharedLog,
+)
 
 UNDECODABLE = "undecodable"
 ORIGINATOR = uuid.uuid4()

@@ -16,14 +16,14 @@ from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
 from application.config import FaultPolicy, OnFailure, Settings
-from application.runners import SubscriberHaltedError, SubscriberRunner
-from application.shared_log import shared_log
 from application.shop import Shop
+from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.shared_log import shared_log
 from domain.dead_letter import Failure, ParkedEvent
 from domain.inventory import InventoryItem
-from projections.audit import AUDIT_INDEXES
-from projections.stock import StockLevels
-from projections.subscriber import ProjectionSubscriber
+from projections.audit.indexes import AUDIT_INDEXES
+from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_models.stock import StockLevels
 from tests.projections.runner_testing import (
     eventually,
     insert_undecodable,

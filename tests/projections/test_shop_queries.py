@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from application.queries import ShopQueries
+from application.shop_queries import ShopQueries
 from domain.errors import (
     InvalidIdError,
     InvalidInputError,
@@ -16,10 +16,10 @@ from domain.errors import (
     InvalidTextError,
 )
 from domain.order import Order
-from projections.catalog import PROJECTIONS
-from projections.customers import CustomerOrderHistory
-from projections.orders import OrderSummaries
-from projections.queries import CustomerHistory
+from projections.read_models.catalog import PROJECTIONS
+from projections.read_models.customer_orders import CustomerOrderHistory
+from projections.read_models.orders import OrderSummaries
+from projections.read_models.queries import CustomerHistory
 from tests.projections.projection_testing import (
     TEA,
     Feeder,

@@ -14,7 +14,7 @@ import pytest
 
 from application import Settings, Shop
 from application.cli import main
-from application.metadata import caused_by
+from application.services.audit_metadata import caused_by
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from domain.order import Order

@@ -13,8 +13,8 @@ import sys
 import pytest
 
 from application.config import Settings
-from application.hosting import SubscriberFailedError
 from application.shop import Shop
+from application.subscribers.hosting import SubscriberFailedError
 from domain.order import Order
 from tests.projections.runner_testing import eventually, insert_undecodable
 

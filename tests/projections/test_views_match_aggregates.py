@@ -13,10 +13,10 @@ from uuid import UUID
 import pytest
 
 from application import Settings, Shop
-from application.dto import OrderView
+from application.services.aggregate_views import OrderView
 from domain.order import OrderStatus
 from domain.values import MAX_PRICE, MAX_QUANTITY
-from projections.queries import CustomerOrder, ProductSalesRow
+from projections.read_models.queries import CustomerOrder, ProductSalesRow
 from tests.projections.projection_testing import MUG, POT, TEA
 
 SKUS = (TEA, MUG, POT)

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from application.config import Settings
 from application.shop import Shop
 from domain.inventory import InventoryItem
-from projections.stock import StockLevels
+from projections.read_models.stock import StockLevels
 from projections.store import subscriber_name, tracking_table
 from tests.projections.runner_testing import eventually, start_worker, stock_rows
 

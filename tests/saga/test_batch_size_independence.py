@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from hypothesis import HealthCheck, example, given
 from hypothesis import strategies as st
 
-from application.metadata import acting_as
+from application.services.audit_metadata import acting_as
 from application.services.loading import DEFAULT_CACHE_SIZE
 from domain.allocation import allocation_id
 from domain.errors import NotFoundError, StateError

@@ -10,8 +10,8 @@ from uuid import UUID
 import pytest
 
 from application import Settings, Shop
-from application.invariants import check_invariants
-from application.metadata import acting_as, event_id, metadata_of
+from application.demo.invariants import check_invariants
+from application.services.audit_metadata import acting_as, event_id, metadata_of
 from domain.allocation import Allocation, allocation_id
 from domain.inventory import InventoryItem
 from domain.order import Order

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID
 
 from application import Settings, Shop
-from application.invariants import check_invariants
+from application.demo.invariants import check_invariants
 from domain.values import order_id_for_cart
 
 STOCK = {"TEA-1": 12, "TEA-2": 7, "MUG-1": 4}

@@ -1,0 +1,351 @@
+"""The ``eventshop`` command: its arguments, and running the command they name.
+
+This module only parses: what it imports is light, so that ``eventshop
+--help`` and a refused argument answer at once. The commands themselves, and
+the storage drivers, services and rich they need, are in
+``application.cli.commands`` (and ``application.cli.audit_commands``), loaded once the
+arguments are good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+
+from application.cli.options import (
+    SERVICE_NAMES,
+    add_storage_options,
+    int_between,
+    one_of,
+    positive_int,
+)
+from application.config import Batching, ConfigurationError
+from application.demo.limits import MAX_CUSTOMERS, MAX_THREADS
+from domain.dead_letter import DeadLetterStatus
+from domain.errors import ShopError
+
+
+def _subscriber_names() -> Collection[str]:
+    # Imported when a name is parsed: the hosting loads every runner.
+    from application.subscribers.hosting import declared_subscribers
+
+    return [spec.name for spec in declared_subscribers()]
+
+
+def _read_model_names() -> Collection[str]:
+    # Imported when a name is parsed: the read models load SQLAlchemy.
+    from projections.read_models.catalog import PROJECTIONS
+
+    return [projection.name for projection in PROJECTIONS]
+
+
+def subscriber_name() -> Callable[[str], str]:
+    """An argparse type: the name of a declared subscriber."""
+    return one_of("subscriber", _subscriber_names)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventshop", description="An event-sourced shop."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="run the demo workload and summarise it")
+    add_storage_options(demo)
+    demo.add_argument(
+        "--customers",
+        type=int_between(1, MAX_CUSTOMERS),
+        default=60,
+        help=f"customers who visit the shop (1-{MAX_CUSTOMERS:,}; default 60)",
+    )
+    demo.add_argument(
+        "--threads",
+        type=int_between(1, MAX_THREADS),
+        default=4,
+        help=f"customers shopping at once (1-{MAX_THREADS}; default 4)",
+    )
+    demo.add_argument(
+        "--seed",
+        type=int_between(0, 2**63 - 1),
+        default=None,
+        help="makes the customers' choices repeatable",
+    )
+    demo.add_argument(
+        "--subscribers",
+        choices=["embedded", "workers"],
+        default="embedded",
+        help="run the read models and process managers in this process, or "
+        "start one `eventshop worker` process per subscriber",
+    )
+    demo.set_defaults(handler="demo")
+
+    worker = commands.add_parser(
+        "worker",
+        help="run subscribers in this process (each a standby while another "
+        "instance of it runs)",
+    )
+    worker.add_argument(
+        "names",
+        nargs="+",
+        type=subscriber_name(),
+        help="subscribers, as `eventshop topology` lists them",
+    )
+    add_storage_options(worker)
+    worker.add_argument(
+        "--on-failure",
+        choices=["stop", "park"],
+        help="when a handler keeps failing on an event: halt before it, or park "
+        "it as a dead letter and go on (default: stop for process managers, "
+        "park for read models)",
+    )
+    worker.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="the most events a subscriber handles in one transaction while it "
+        f"catches up (default {Batching().max_events})",
+    )
+    worker.set_defaults(handler="worker")
+
+    status = commands.add_parser(
+        "status", help="each subscriber's position, lag and state"
+    )
+    add_storage_options(status)
+    status.set_defaults(handler="status")
+
+    topology = commands.add_parser(
+        "topology", help="which event types each subscriber handles"
+    )
+    topology.add_argument(
+        "--mermaid", action="store_true", help="print a Mermaid flowchart"
+    )
+    topology.set_defaults(handler="topology")
+    _add_rebuild_parser(commands)
+    _add_dead_letters_parser(commands)
+    _add_audit_query_parsers(_add_audit_parsers(commands))
+    return parser
+
+
+# -- rebuild --------------------------------------------------------------------
+
+
+def _add_rebuild_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild a read model from the event log into new tables, "
+        "compare, and switch readers over",
+        description="Rebuilds into new tables while the current ones keep "
+        "serving, compares both at the same log position, and switches readers "
+        "over if they agree (or always, with --switch). Exits 1 when they differ "
+        "and nothing was switched.",
+    )
+    which = rebuild.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "name",
+        nargs="?",
+        type=one_of("read model", _read_model_names),
+        help="the read model (see `topology`)",
+    )
+    which.add_argument(
+        "--all", action="store_true", help="every read model, one after the other"
+    )
+    mode = rebuild.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--verify",
+        dest="mode",
+        action="store_const",
+        const="verify",
+        help="only compare and report the differences; never switch",
+    )
+    mode.add_argument(
+        "--switch",
+        dest="mode",
+        action="store_const",
+        const="switch",
+        help="switch even if they differ (to roll out a changed read model)",
+    )
+    rebuild.set_defaults(mode="switch-if-equal", handler="rebuild")
+    add_storage_options(rebuild)
+
+
+# -- dead letters -----------------------------------------------------------------
+
+
+def _add_dead_letters_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    dead_letters = commands.add_parser(
+        "dead-letters",
+        help="events subscribers gave up on and parked: list, retry, discard",
+    )
+    actions = dead_letters.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="the dead letters, oldest first")
+    listing.add_argument(
+        "--subscriber",
+        type=subscriber_name(),
+        help="only this subscriber's",
+    )
+    listing.add_argument(
+        "--status", choices=[status.value for status in DeadLetterStatus]
+    )
+    add_storage_options(listing)
+    listing.set_defaults(handler="dead-letters list")
+    retry = actions.add_parser(
+        "retry",
+        help="handle a parked event again (once the fault is fixed); "
+        "it takes effect once, with the dead letter marked retried",
+    )
+    retry.add_argument("id", help="the dead letter's id, as `list` shows it")
+    add_storage_options(retry)
+    retry.set_defaults(handler="dead-letters retry")
+    discard = actions.add_parser(
+        "discard", help="give up on a parked event for good, saying why"
+    )
+    discard.add_argument("id", help="the dead letter's id, as `list` shows it")
+    # No default here: the service's (``DeadLetters.discard``) is the one.
+    discard.add_argument("--reason")
+    add_storage_options(discard)
+    discard.set_defaults(handler="dead-letters discard")
+
+
+# -- audit ------------------------------------------------------------------------
+
+
+def _add_audit_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The ``audit`` command group; returns its subcommands, for more to join."""
+    audit = commands.add_parser(
+        "audit", help="check and read the history the event logs hold"
+    )
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check each service's event log against its hash chain",
+        description="Chains what is new in each log, then recomputes the hash "
+        "chain over the stored events and reports the first position where the "
+        "log no longer matches it (an event altered, removed or inserted), or "
+        "that it is intact. Exits 1 if any log is not intact.",
+    )
+    verify.add_argument(
+        "--service",
+        type=str.lower,
+        choices=[name.lower() for name in SERVICE_NAMES],
+        help="only this service's log (default: all)",
+    )
+    add_storage_options(verify)
+    verify.set_defaults(handler="audit verify")
+    return audit_commands
+
+
+def _add_audit_query_parsers(
+    audit_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    history = audit_commands.add_parser(
+        "history", help="every event of one aggregate, with version, time and actor"
+    )
+    history.add_argument("aggregate_id")
+    _common(history, "audit history")
+
+    events = audit_commands.add_parser(
+        "events", help="events by type, time, actor, SKU or customer, paged"
+    )
+    events.add_argument("--type", action="append", default=[], dest="event_types")
+    events.add_argument("--service", action="append", default=[], dest="services")
+    events.add_argument("--since", type=_moment, help="ISO time with zone, inclusive")
+    events.add_argument("--until", type=_moment, help="ISO time with zone, exclusive")
+    events.add_argument("--actor")
+    events.add_argument("--sku")
+    events.add_argument("--customer")
+    events.add_argument("--limit", type=int, default=50)
+    events.add_argument("--cursor", help="the next-page cursor a previous page gave")
+    order = events.add_mutually_exclusive_group()
+    order.add_argument("--oldest-first", action="store_true")
+    order.add_argument("--newest-first", action="store_true", help="(the default)")
+    _common(events, "audit events")
+
+    trace = audit_commands.add_parser(
+        "trace", help="everything one user action caused, as a tree"
+    )
+    trace.add_argument("correlation_id")
+    _common(trace, "audit trace")
+
+    stock = audit_commands.add_parser(
+        "stock", help="a SKU's stock movements with the running balance"
+    )
+    stock.add_argument("sku")
+    _common(stock, "audit stock")
+
+    state = audit_commands.add_parser(
+        "state", help="an aggregate as it was at a version or a time"
+    )
+    state.add_argument("aggregate_id")
+    when = state.add_mutually_exclusive_group()
+    when.add_argument("--version", type=int)
+    when.add_argument("--at", type=_moment, help="ISO time with zone")
+    _common(state, "audit state")
+
+
+def _common(parser: argparse.ArgumentParser, handler: str) -> None:
+    parser.add_argument(
+        "--format", choices=["table", "jsonl", "csv"], default="table", dest="output"
+    )
+    add_storage_options(parser)
+    parser.set_defaults(handler=handler)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO time (like 2026-01-31T12:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00)")
+    return moment
+
+
+REFUSED = 2
+"""Exit status of a command refused: bad arguments, or a typed eventshop error
+(what argparse exits with for bad arguments)."""
+
+# Errors eventshop raises on purpose: each says all there is to say in its
+# message, so a traceback would only bury it.
+TYPED_ERRORS: tuple[type[Exception], ...] = (ShopError, ConfigurationError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command and returns its exit status (for bad arguments too,
+    rather than raising SystemExit, so that callers in Python get a status
+    either way). A typed error is one line on stderr and status 2; anything
+    else propagates, with its traceback."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:
+        # argparse has printed the usage and the error (or the help).
+        return (
+            0
+            if exit_.code is None
+            else exit_.code
+            if isinstance(exit_.code, int)
+            else REFUSED
+        )
+    # Loaded only now: the commands need the storage drivers, the services and
+    # rich, which neither --help nor a refused argument does.
+    from rich.console import Console
+
+    from application.cli.commands import COMMANDS
+
+    try:
+        return COMMANDS[args.handler](args, Console())
+    except TYPED_ERRORS as error:
+        print(f"eventshop: error: {one_line(error)}", file=sys.stderr)
+        return REFUSED
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line (a server's reason may span several)."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,477 @@
+"""Where subscribers run: in a helper process the shop starts (embedded), in
+the shop's own threads, or in worker processes (distributed), and how callers
+wait for them to catch up.
+
+The payment-deadline ticker runs beside the ``payment_deadlines`` read model it
+reads: in the shop's process when embedded, in that read model's worker when
+distributed; one instance is active at a time, as for subscribers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.utils import get_topic
+
+from application.config import FaultPolicy, Settings
+from application.persistence.connections import application_name
+from application.services import Inventory, Orders
+from application.services.process import ProcessService, ProcessSubscriber
+from application.subscribers.chain_keeper import ChainKeeper
+from application.subscribers.helper_process import SubscriberProcess
+from application.subscribers.payment_deadline_ticker import (
+    PaymentDeadlineTicker,
+    TickerRunner,
+)
+from application.subscribers.runner import (
+    AdvisoryLockLeadership,
+    FileLockLeadership,
+    Leadership,
+    Subscriber,
+    SubscriberRunner,
+)
+from application.subscribers.shared_log import SharedLog, shared_log
+from projections.audit.chain import ChainStore
+from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_models.catalog import PROJECTIONS
+from projections.read_models.payment_deadlines import PaymentDeadlines
+from projections.store import ViewStore
+from projections.store.engine import postgres_engine, sqlite_engine
+
+
+class SubscriberFailedError(RuntimeError):
+    """A subscriber hosted in this process stopped on an error."""
+
+    def __init__(self, subscriber: str, error: BaseException) -> None:
+        self.subscriber = subscriber
+        self.error = error
+        super().__init__(f"subscriber {subscriber} failed: {error!r}")
+
+
+def open_view_store(settings: Settings) -> ViewStore:
+    """The view database of a shop, with its schema created if missing."""
+    if settings.engine == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = sqlite_engine(
+            settings.data_dir / "views.sqlite3",
+            lock_timeout=settings.lock_timeout_seconds,
+        )
+    else:
+        pg = settings.postgres
+        assert pg is not None
+        engine = postgres_engine(
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            dbname=pg.dbname,
+            schema=pg.schema,
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+            application_name=application_name("views"),
+        )
+    store = ViewStore(engine, PROJECTIONS)
+    store.create_schema()
+    return store
+
+
+@dataclass(frozen=True)
+class SubscriberSpec:
+    """What a subscriber reads, without anything to run it with."""
+
+    name: str
+    follows: str
+    topics: frozenset[str]
+
+
+PROCESS_SERVICES: tuple[type[ProcessService[Any, Any]], ...] = (Orders, Inventory)
+PROCESS_MANAGER_NAMES = frozenset(
+    subscription.name
+    for service in PROCESS_SERVICES
+    for subscription in service.subscriptions
+)
+
+
+def declared_subscribers() -> list[SubscriberSpec]:
+    """Every subscriber of a shop: process managers first, then read models, in
+    order of declaration (no database needed)."""
+    return [
+        *(
+            SubscriberSpec(
+                subscription.name,
+                subscription.follows,
+                frozenset(get_topic(kind) for kind in subscription.event_types),
+            )
+            for service in PROCESS_SERVICES
+            for subscription in service.subscriptions
+        ),
+        *(
+            SubscriberSpec(projection.name, projection.follows, projection.topics())
+            for projection in PROJECTIONS
+        ),
+    ]
+
+
+def worker_groups() -> list[list[str]]:
+    """The subscribers split into three worker processes (process managers,
+    read models, audit indexes with the chain keepers), not one process per
+    subscriber: each process opens its own connections, and PostgreSQL allows
+    100 in all by default."""
+    groups: dict[str, list[str]] = {}
+    for subscriber in declared_subscribers():
+        group = (
+            "audit"
+            if subscriber.name.startswith("audit_")
+            else "process"
+            if subscriber.name in PROCESS_MANAGER_NAMES
+            else "views"
+        )
+        groups.setdefault(group, []).append(subscriber.name)
+    return list(groups.values())
+
+
+def all_subscribers(
+    services: Mapping[str, Application[Any]], store: ViewStore
+) -> list[Subscriber]:
+    """Every subscriber of a shop, ready to run against its services and views."""
+    processes: list[Subscriber] = [
+        ProcessSubscriber(service, subscription, store.report)
+        for service in services.values()
+        if isinstance(service, ProcessService)
+        for subscription in service.subscriptions
+    ]
+    projections: list[Subscriber] = [
+        ProjectionSubscriber(projection, store) for projection in PROJECTIONS
+    ]
+    return processes + projections
+
+
+def leadership_for(settings: Settings, subscriber: str) -> Leadership:
+    """One active instance of ``subscriber`` per store; the others stand by."""
+    if settings.engine == "postgres":
+        assert settings.postgres is not None
+        return AdvisoryLockLeadership(settings.postgres, subscriber)
+    return FileLockLeadership(settings.data_dir, subscriber)
+
+
+def subscriber_runner(
+    settings: Settings, subscriber: Subscriber, service: Application[Any]
+) -> SubscriberRunner:
+    """A runner for ``subscriber`` as the settings say: its leadership, fault
+    policy and batching."""
+    return SubscriberRunner(
+        subscriber,
+        service,
+        leadership_for(settings, subscriber.name),
+        fault_policy_for(settings, subscriber),
+        batching=settings.batching,
+    )
+
+
+def fault_policy_for(settings: Settings, subscriber: Subscriber) -> FaultPolicy:
+    return settings.fault_policy(
+        subscriber.name, process_manager=isinstance(subscriber, ProcessSubscriber)
+    )
+
+
+PAYMENT_DEADLINE_TICKER = "payment_deadline_ticker"
+"""The name the ticker's leadership (advisory lock) goes by."""
+
+
+def payment_deadline_runner(
+    settings: Settings, ticker: PaymentDeadlineTicker
+) -> TickerRunner:
+    return TickerRunner(
+        PAYMENT_DEADLINE_TICKER,
+        ticker.fire_due,
+        settings.deadline_tick_seconds,
+        leadership_for(settings, PAYMENT_DEADLINE_TICKER),
+        report=partial(ticker.views.report, PAYMENT_DEADLINE_TICKER),
+    )
+
+
+def chain_keeper_name(service: Application[Any]) -> str:
+    """The name a service's chain keeper goes by (its lock, its reports)."""
+    return f"chain_{service.name.lower()}"
+
+
+class Subscribers:
+    """A shop's subscribers, and (when embedded) what hosts them: runners in
+    this process's threads (``start``), or a helper process
+    (``start_in_helper``); with the payment-deadline ticker, if one is given,
+    in this process either way."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Mapping[str, Application[Any]],
+        store: ViewStore,
+        payment_deadlines: PaymentDeadlineTicker | None = None,
+    ) -> None:
+        self.settings = settings
+        self.services = services
+        self.store = store
+        self.subscribers = all_subscribers(services, store)
+        self.runners: list[SubscriberRunner] = []
+        self.chain_keepers = ChainKeepers()
+        self.helper: SubscriberProcess | None = None
+        self._failures_checked = 0.0
+        self.deadline_runner = (
+            None
+            if payment_deadlines is None
+            else payment_deadline_runner(settings, payment_deadlines)
+        )
+
+    def start(self) -> None:
+        """Hosts every subscriber in this process."""
+        for subscriber in self.subscribers:
+            runner = subscriber_runner(
+                self.settings, subscriber, self.services[subscriber.follows]
+            )
+            runner.start()
+            self.runners.append(runner)
+        if self.deadline_runner is not None:
+            self.deadline_runner.start()
+        self.chain_keepers.start(self.settings, self.services, self.store)
+
+    def start_in_helper(self) -> None:
+        """Hosts every subscriber in a helper process (see
+        ``application.subscribers.helper_process``), the ticker in this one."""
+        # As the keepers would make it: readers may look at the chain at once.
+        ChainStore(self.store).create_schema()
+        self.helper = SubscriberProcess(self.settings, self.services)
+        self.helper.start()
+        if self.deadline_runner is not None:
+            self.deadline_runner.start()
+
+    def stop(self) -> None:
+        if self.deadline_runner is not None:
+            # First: its ticks write to the services the runners follow.
+            self.deadline_runner.stop()
+            self.deadline_runner.join()
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
+        self.chain_keepers.stop()
+        for runner in self.runners:
+            runner.stop()
+        for runner in self.runners:
+            runner.join()
+        self.runners.clear()
+
+    def wait_until_processed(
+        self, timeout: float = 10.0, only: Collection[str] | None = None
+    ) -> None:
+        """Returns once every subscriber has handled everything written before
+        the call AND everything that caused in turn (a checkout places an order,
+        which reserves stock, which confirms the order...): it waits until the
+        logs stop growing. Raises TimeoutError naming the subscribers still
+        behind, or SubscriberFailedError if one hosted here failed. ``only``
+        names the subscribers to wait for (default: all)."""
+        deadline = time.monotonic() + timeout
+        heads = self._heads()
+        waited_for = [
+            subscriber
+            for subscriber in self.subscribers
+            if only is None or subscriber.name in only
+        ]
+        while True:
+            self._wait_for(waited_for, heads, deadline, timeout)
+            newer = self._heads()
+            if newer == heads:
+                return
+            heads = newer
+
+    def wait_until_started(self, timeout: float = 30.0) -> None:
+        """Returns once every subscriber hosted by this shop has reported in
+        from where it runs (leading its log or standing by): the helper
+        process, or this process. The shop's constructor returns before its
+        helper has started, and the helper's start-up (a second or so of CPU)
+        would otherwise be shared with the first commands. Raises
+        TimeoutError naming those not yet started, or SubscriberFailedError."""
+        pid = self.helper.pid if self.helper is not None else None
+        if pid is None and self.runners:
+            pid = os.getpid()
+        if pid is None:
+            return
+        host = socket.gethostname()
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            self._raise_failures()
+            reports = self.store.reports()
+            missing = [
+                subscriber.name
+                for subscriber in self.subscribers
+                if not any(
+                    report.pid == pid and report.host == host
+                    for report in reports.get(subscriber.name, ())
+                )
+            ]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"subscribers not started after {timeout}s: {', '.join(missing)}"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def _heads(self) -> dict[str, int]:
+        return {
+            name: service.recorder.max_notification_id() or 0
+            for name, service in self.services.items()
+        }
+
+    def _wait_for(
+        self,
+        subscribers: Sequence[Subscriber],
+        heads: Mapping[str, int],
+        deadline: float,
+        timeout: float,
+    ) -> None:
+        behind = list(subscribers)
+        pause = 0.002
+        while True:
+            self._raise_failures()
+            behind = [
+                subscriber
+                for subscriber in behind
+                if (subscriber.position() or 0) < heads[subscriber.follows]
+            ]
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                names = ", ".join(subscriber.name for subscriber in behind)
+                raise TimeoutError(
+                    f"subscribers still behind after {timeout}s: {names}"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _raise_failures(self) -> None:
+        runners: list[SubscriberRunner | TickerRunner] = [*self.runners]
+        if self.deadline_runner is not None:
+            runners.append(self.deadline_runner)
+        for runner in runners:
+            if runner.error is not None:
+                raise SubscriberFailedError(runner.name, runner.error)
+        # What the helper reports is read from the view store: now and then.
+        now = time.monotonic()
+        if self.helper is not None and now - self._failures_checked > 0.25:
+            self._failures_checked = now
+            for name, error in self.helper.failures(self.store.reports()).items():
+                raise SubscriberFailedError(name, error)
+
+
+class ChainKeepers:
+    """Threads that extend each service's hash chain as its log grows: one
+    active keeper per service and store, the others standing by."""
+
+    def __init__(self) -> None:
+        self._threads: list[threading.Thread] = []
+        self._logs: list[SharedLog] = []
+        self._stopping = threading.Event()
+
+    def start(
+        self,
+        settings: Settings,
+        services: Mapping[str, Application[Any]],
+        store: ViewStore,
+    ) -> None:
+        chains = ChainStore(store)
+        chains.create_schema()
+        self._stopping = threading.Event()
+        for service in services.values():
+            name = chain_keeper_name(service)
+            keeper = ChainKeeper(
+                service,
+                chains,
+                batching=settings.batching,
+                report=partial(store.report, name),
+            )
+            leadership = leadership_for(settings, name)
+            thread = threading.Thread(
+                target=keeper.run,
+                args=(self._stopping, leadership),
+                name=f"chain {service.name}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+            self._logs.append(shared_log(service))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for log in self._logs:
+            log.interrupt()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        self._logs.clear()
+
+
+def run_worker(
+    settings: Settings,
+    subscriber_names: Sequence[str],
+    services: Mapping[str, Application[Any]],
+    store: ViewStore,
+    stopping: threading.Event,
+) -> None:
+    """Runs the named subscribers in this process until ``stopping`` is set (or
+    every one of them has failed); on PostgreSQL each as the single active
+    instance, else as a standby. The worker of ``payment_deadlines`` also runs
+    the payment-deadline ticker."""
+    subscribers = {
+        subscriber.name: subscriber for subscriber in all_subscribers(services, store)
+    }
+    unknown = [name for name in subscriber_names if name not in subscribers]
+    if unknown or not subscriber_names:
+        known = ", ".join(subscribers)
+        raise LookupError(f"no subscriber named {unknown} (known: {known})")
+    runners: list[SubscriberRunner | TickerRunner] = [
+        subscriber_runner(
+            settings, subscribers[name], services[subscribers[name].follows]
+        )
+        for name in dict.fromkeys(subscriber_names)
+    ]
+    chain_keepers = ChainKeepers()
+    if any(name.startswith("audit_") for name in subscriber_names):
+        # The worker of the audit index also keeps the logs' hash chains.
+        chain_keepers.start(settings, services, store)
+    if PaymentDeadlines.name in subscriber_names:
+        orders = services[Orders.name]
+        assert isinstance(orders, Orders)
+        ticker = PaymentDeadlineTicker(orders, store)
+        runners.append(payment_deadline_runner(settings, ticker))
+    for runner in runners:
+        runner.start()
+    try:
+        _wait_while_any_runs(runners, stopping)
+    finally:
+        chain_keepers.stop()
+        for runner in runners:
+            runner.stop()
+        for runner in runners:
+            runner.join()
+    for runner in runners:
+        if runner.error is not None:
+            raise SubscriberFailedError(runner.name, runner.error)
+
+
+def _wait_while_any_runs(
+    runners: Sequence[SubscriberRunner | TickerRunner], stopping: threading.Event
+) -> None:
+    """Returns once ``stopping`` is set or every runner has stopped: one that
+    halts (or fails) leaves the others running."""
+    while not stopping.wait(0.5):
+        if not any(runner.is_alive for runner in runners):
+            return

@@ -1,0 +1,126 @@
+"""Rebuilding a shop's read models: its services as the event sources
+``projections.shadow_rebuild`` reads, and the entry point the CLI and ``Shop`` use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any, Protocol
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from application.config import Settings
+from application.services import Carts, Inventory, Orders
+from application.subscribers.hosting import open_view_store
+from application.subscribers.shared_log import decoded, undecodable
+from projections.read_model import Projection
+from projections.read_models.catalog import PROJECTIONS, projection_named
+from projections.shadow_rebuild import (
+    DEFAULT_BATCH_SIZE,
+    ProgressCallback,
+    RebuildMode,
+    RebuildReport,
+    rebuild,
+)
+from projections.store import ViewStore
+
+ALL_PROJECTIONS = "all"
+
+
+class OpenStores(Protocol):
+    """What rebuilding needs of an open shop (a ``Shop`` is one): its view
+    store and its services, by name."""
+
+    @property
+    def views(self) -> ViewStore: ...
+
+    @property
+    def services(self) -> Mapping[str, Application[Any]]: ...
+
+
+_SERVICE_CLASSES: dict[str, type[Carts | Orders | Inventory]] = {
+    service.name: service for service in (Carts, Orders, Inventory)
+}
+
+
+class ServiceEventSource:
+    """The notification log of one service (an eventsourcing application)."""
+
+    def __init__(self, service: Application[Any]) -> None:
+        self.service = service
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    def head(self) -> int:
+        return self.service.recorder.max_notification_id() or 0
+
+    def read(
+        self, after: int, limit: int, up_to: int | None = None
+    ) -> Sequence[Notification]:
+        return self.service.recorder.select_notifications(
+            start=after, limit=limit, stop=up_to, inclusive_of_start=False
+        )
+
+    def decode(self, notification: Notification) -> object:
+        return decoded(self.name, notification, self.service.mapper.to_domain_event)
+
+    def check_topic(self, notification: Notification) -> None:
+        problem = undecodable(self.name, notification, decode=None)
+        if problem is not None:
+            raise problem
+
+
+def projections_named(name: str) -> tuple[type[Projection], ...]:
+    """The projection called ``name``, or every one for ``"all"``; raises
+    LookupError naming the known ones."""
+    if name == ALL_PROJECTIONS:
+        return PROJECTIONS
+    return (projection_named(name),)
+
+
+def rebuild_projection(
+    target: Settings | OpenStores,
+    name: str,
+    *,
+    mode: RebuildMode = "switch-if-equal",
+    progress: ProgressCallback | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> list[RebuildReport]:
+    """Rebuilds the read model ``name`` (or ``"all"`` of them, one after the
+    other) of a shop, from its open ``Shop`` (any ``OpenStores``) or from its
+    settings, while its subscribers keep running wherever they run. See
+    ``projections.shadow_rebuild`` for what each mode does."""
+    projections = projections_named(name)
+    with _store_and_services(target, projections) as (store, services):
+        return [
+            rebuild(
+                store,
+                projection,
+                ServiceEventSource(services[projection.follows]),
+                mode=mode,
+                progress=progress,
+                batch_size=batch_size,
+            )
+            for projection in projections
+        ]
+
+
+@contextmanager
+def _store_and_services(
+    target: Settings | OpenStores, projections: Sequence[type[Projection]]
+) -> Iterator[tuple[ViewStore, Mapping[str, Application[Any]]]]:
+    if not isinstance(target, Settings):
+        yield target.views, target.services
+        return
+    with ExitStack() as opened:
+        services: dict[str, Application[Any]] = {}
+        for service_name in {projection.follows for projection in projections}:
+            service = _SERVICE_CLASSES[service_name](target)
+            opened.callback(service.close)
+            services[service_name] = service
+        store = open_view_store(target)
+        opened.callback(store.engine.dispose)
+        yield store, services
