@@ -56,7 +56,7 @@ def handlers_of(cls: type) -> dict[type, Callable[..., None]]:
     return handlers
 
 
-class Projection:
+class ReadModel:
     """Base of every read model. Subclasses set ``name`` (short, lower case),
     ``follows`` (the name of the service whose log they read), ``metadata``
     (the template tables) and decorate one method per event type with
@@ -117,12 +117,12 @@ def physical_name(template_name: str, generation: int) -> str:
     return f"{template_name}_g{generation}"
 
 
-_generations: dict[tuple[type[Projection], int], Mapping[str, Table]] = {}
+_generations: dict[tuple[type[ReadModel], int], Mapping[str, Table]] = {}
 _generations_lock = threading.Lock()
 
 
 def generation_tables(
-    projection: type[Projection], generation: int
+    projection: type[ReadModel], generation: int
 ) -> Mapping[str, Table]:
     """The tables of one generation of a projection, keyed by template name."""
     key = (projection, generation)
@@ -136,7 +136,7 @@ def generation_tables(
         return _generations[key]
 
 
-def deferrable_indexes(projection: type[Projection], generation: int) -> set[Index]:
+def deferrable_indexes(projection: type[ReadModel], generation: int) -> set[Index]:
     """The indexes of a generation's tables that a batch does not need: those
     that neither keep rows unique nor lead with a column the projection
     ``loads`` rows by."""

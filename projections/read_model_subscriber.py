@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 
 from domain.dead_letter import Failure, ParkedEvent
-from projections.read_model import Projection
+from projections.read_model import ReadModel
 from projections.store import ViewStore, subscriber_name
 
 # How long an outdated subscriber waits before its runner looks again at which
@@ -14,7 +14,7 @@ from projections.store import ViewStore, subscriber_name
 OUTDATED_RETRY_SECONDS = 0.5
 
 
-class ProjectionSubscriber:
+class ReadModelSubscriber:
     """Feeds the active generation of one projection; when readers are switched
     to another generation, ``process`` refuses and the runner resyncs onto it.
 
@@ -25,7 +25,7 @@ class ProjectionSubscriber:
 
     def __init__(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         store: ViewStore,
         *,
         outdated_retry_seconds: float = OUTDATED_RETRY_SECONDS,

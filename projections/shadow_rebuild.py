@@ -38,7 +38,7 @@ from sqlalchemy import (
     table,
 )
 
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 from projections.store import ActiveGeneration, ViewStore, subscriber_name
 
 RebuildMode = Literal["verify", "switch-if-equal", "switch"]
@@ -61,7 +61,7 @@ class EventSource(Protocol):
 
     @property
     def name(self) -> str:
-        """The service's name (what ``Projection.follows`` says)."""
+        """The service's name (what ``ReadModel.follows`` says)."""
 
     def head(self) -> int:
         """The newest position in the log, 0 when it is empty."""
@@ -174,7 +174,7 @@ class RebuildReport:
 
 def rebuild(
     store: ViewStore,
-    projection: type[Projection],
+    projection: type[ReadModel],
     source: EventSource,
     *,
     mode: RebuildMode = "switch-if-equal",
@@ -284,7 +284,7 @@ class _Shadow:
     def __init__(
         self,
         store: ViewStore,
-        projection: type[Projection],
+        projection: type[ReadModel],
         source: EventSource,
         generation: int,
         batch_size: int,
@@ -389,7 +389,7 @@ def _agree(live_version: int, version: int, tables: Sequence[TableComparison]) -
 
 def _freeze_live(
     store: ViewStore,
-    projection: type[Projection],
+    projection: type[ReadModel],
     live: ActiveGeneration,
     shadow: _Shadow,
     connection: Connection,
@@ -424,7 +424,7 @@ def _freeze_live(
 
 def _compare(
     store: ViewStore,
-    projection: type[Projection],
+    projection: type[ReadModel],
     live: ActiveGeneration,
     generation: int,
     connection: Connection,

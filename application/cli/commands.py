@@ -49,7 +49,7 @@ from application.subscribers.hosting import (
     run_worker,
     worker_groups,
 )
-from application.subscribers.rebuild import ALL_PROJECTIONS, rebuild_projection
+from application.subscribers.rebuild import ALL_READ_MODELS, rebuild_projection
 from application.subscribers.status import (
     STOPPED_BY_FAULT_STATES,
     subscriber_statuses,
@@ -312,7 +312,7 @@ class EventRateColumn(ProgressColumn):
 def rebuild_command(args: argparse.Namespace, console: Console) -> int:
     settings = settings_from(args)
     mode: RebuildMode = args.mode
-    name: str = ALL_PROJECTIONS if args.all else args.name
+    name: str = ALL_READ_MODELS if args.all else args.name
     console.print(
         f"[bold]eventshop rebuild {name}[/] ({mode}) on {settings.describe()}"
     )

@@ -36,9 +36,9 @@ def _subscriber_names() -> Collection[str]:
 
 def _read_model_names() -> Collection[str]:
     # Imported when a name is parsed: the read models load SQLAlchemy.
-    from projections.read_models.catalog import PROJECTIONS
+    from projections.read_models.catalog import READ_MODELS
 
-    return [projection.name for projection in PROJECTIONS]
+    return [projection.name for projection in READ_MODELS]
 
 
 def subscriber_name() -> Callable[[str], str]:

@@ -40,8 +40,8 @@ from application.subscribers.runner import (
 )
 from application.subscribers.shared_log import SharedLog, shared_log
 from projections.audit.chain import ChainStore
-from projections.read_model_subscriber import ProjectionSubscriber
-from projections.read_models.catalog import PROJECTIONS
+from projections.read_model_subscriber import ReadModelSubscriber
+from projections.read_models.catalog import READ_MODELS
 from projections.read_models.payment_deadlines import PaymentDeadlines
 from projections.store import ViewStore
 from projections.store.engine import postgres_engine, sqlite_engine
@@ -78,7 +78,7 @@ def open_view_store(settings: Settings) -> ViewStore:
             max_overflow=settings.pool_max_overflow,
             application_name=application_name("views"),
         )
-    store = ViewStore(engine, PROJECTIONS)
+    store = ViewStore(engine, READ_MODELS)
     store.create_schema()
     return store
 
@@ -115,7 +115,7 @@ def declared_subscribers() -> list[SubscriberSpec]:
         ),
         *(
             SubscriberSpec(projection.name, projection.follows, projection.topics())
-            for projection in PROJECTIONS
+            for projection in READ_MODELS
         ),
     ]
 
@@ -149,7 +149,7 @@ def all_subscribers(
         for subscription in service.subscriptions
     ]
     projections: list[Subscriber] = [
-        ProjectionSubscriber(projection, store) for projection in PROJECTIONS
+        ReadModelSubscriber(projection, store) for projection in READ_MODELS
     ]
     return processes + projections
 

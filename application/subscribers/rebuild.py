@@ -14,8 +14,8 @@ from application.config import Settings
 from application.services import Carts, Inventory, Orders
 from application.subscribers.hosting import open_view_store
 from application.subscribers.shared_log import decoded, undecodable
-from projections.read_model import Projection
-from projections.read_models.catalog import PROJECTIONS, projection_named
+from projections.read_model import ReadModel
+from projections.read_models.catalog import READ_MODELS, read_model_named
 from projections.shadow_rebuild import (
     DEFAULT_BATCH_SIZE,
     ProgressCallback,
@@ -25,7 +25,7 @@ from projections.shadow_rebuild import (
 )
 from projections.store import ViewStore
 
-ALL_PROJECTIONS = "all"
+ALL_READ_MODELS = "all"
 
 
 class OpenStores(Protocol):
@@ -73,12 +73,12 @@ class ServiceEventSource:
             raise problem
 
 
-def projections_named(name: str) -> tuple[type[Projection], ...]:
+def read_models_named(name: str) -> tuple[type[ReadModel], ...]:
     """The projection called ``name``, or every one for ``"all"``; raises
     LookupError naming the known ones."""
-    if name == ALL_PROJECTIONS:
-        return PROJECTIONS
-    return (projection_named(name),)
+    if name == ALL_READ_MODELS:
+        return READ_MODELS
+    return (read_model_named(name),)
 
 
 def rebuild_projection(
@@ -93,7 +93,7 @@ def rebuild_projection(
     other) of a shop, from its open ``Shop`` (any ``OpenStores``) or from its
     settings, while its subscribers keep running wherever they run. See
     ``projections.shadow_rebuild`` for what each mode does."""
-    projections = projections_named(name)
+    projections = read_models_named(name)
     with _store_and_services(target, projections) as (store, services):
         return [
             rebuild(
@@ -110,7 +110,7 @@ def rebuild_projection(
 
 @contextmanager
 def _store_and_services(
-    target: Settings | OpenStores, projections: Sequence[type[Projection]]
+    target: Settings | OpenStores, projections: Sequence[type[ReadModel]]
 ) -> Iterator[tuple[ViewStore, Mapping[str, Application[Any]]]]:
     if not isinstance(target, Settings):
         yield target.views, target.services

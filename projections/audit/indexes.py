@@ -40,7 +40,7 @@ from domain.inventory import InventoryItem
 from domain.metadata import METADATA_KEY, metadata_of
 from domain.order import Order
 from projections.batching.changes import Changes
-from projections.read_model import Projection, new_metadata
+from projections.read_model import ReadModel, new_metadata
 
 # Attributes every event has, shown as columns rather than in the payload.
 _ENVELOPE = frozenset(
@@ -149,7 +149,7 @@ def skus_named(event: object) -> set[str]:
     return skus
 
 
-class AuditIndex(Projection):
+class AuditIndex(ReadModel):
     """Base of the per-service audit index projections."""
 
     aggregates: ClassVar[tuple[type[Aggregate], ...]]

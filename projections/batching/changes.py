@@ -7,7 +7,7 @@ so the framework writes a batch of any size with a few multi-row statements per
 table (``projections.batching.flush``).
 
 A handler reads only what the batch loaded before it ran (the rows its
-projection declares in ``Projection.loads``) and what earlier events of the
+projection declares in ``ReadModel.loads``) and what earlier events of the
 same batch did. Reading any other row is a programming error
 (:class:`NotLoadedError`), never a query per event.
 
@@ -287,7 +287,7 @@ class TableChanges:
         )
 
     def where(self, **column: object) -> list[RowView]:
-        """The rows whose load column (see ``Projection.loads``) holds this
+        """The rows whose load column (see ``ReadModel.loads``) holds this
         value, as the batch has them so far: ``where(cart_id=cart_id)``."""
         ((name, value),) = column.items()
         value = storable(value)

@@ -50,7 +50,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from projections.batching.changes import Changes, Key, Row, TableChanges
-from projections.read_model import Projection
+from projections.read_model import ReadModel
 from projections.store.engine import as_utc
 
 # Bound values per statement when a list of values becomes one parameter each
@@ -60,7 +60,7 @@ MAX_PARAMETERS = 30_000
 
 def write_batch(
     connection: Connection,
-    projection: type[Projection],
+    projection: type[ReadModel],
     tables: Mapping[str, Table],
     events: Sequence[object],
 ) -> None:
@@ -83,7 +83,7 @@ def write_batch(
 
 def _load(
     connection: Connection,
-    projection: type[Projection],
+    projection: type[ReadModel],
     tables: Mapping[str, Table],
     changes: Changes,
     events: Sequence[Any],

@@ -18,10 +18,10 @@ from sqlalchemy import (
 
 from domain.cart import Cart, CartStatus
 from projections.batching.changes import Changes
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 
-class CartSummaries(Projection):
+class CartSummaries(ReadModel):
     """``item_count`` is the number of units in the cart (the sum of the lines'
     quantities); ``total`` the sum of the lines' subtotals."""
 

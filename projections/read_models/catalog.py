@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from projections.audit.indexes import AUDIT_INDEXES
-from projections.read_model import Projection
+from projections.read_model import ReadModel
 from projections.read_models.carts import CartSummaries
 from projections.read_models.customer_orders import CustomerOrderHistory
 from projections.read_models.orders import OrderSummaries
@@ -11,7 +11,7 @@ from projections.read_models.payment_deadlines import PaymentDeadlines
 from projections.read_models.sales import ProductSales
 from projections.read_models.stock import StockLevels
 
-PROJECTIONS: tuple[type[Projection], ...] = (
+READ_MODELS: tuple[type[ReadModel], ...] = (
     CartSummaries,
     OrderSummaries,
     CustomerOrderHistory,
@@ -22,9 +22,9 @@ PROJECTIONS: tuple[type[Projection], ...] = (
 )
 
 
-def projection_named(name: str) -> type[Projection]:
-    for projection in PROJECTIONS:
+def read_model_named(name: str) -> type[ReadModel]:
+    for projection in READ_MODELS:
         if projection.name == name:
             return projection
-    known = ", ".join(projection.name for projection in PROJECTIONS)
+    known = ", ".join(projection.name for projection in READ_MODELS)
     raise LookupError(f"no projection named {name!r} (known: {known})")

@@ -18,13 +18,13 @@ from sqlalchemy import (
 
 from domain.order import Order, OrderStatus
 from projections.batching.changes import Changes, RowView
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 NOTHING_YET = {"orders_placed": 0, "orders_shipped": 0, "amount_spent": Decimal("0.00")}
 """A customer's totals before their first order."""
 
 
-class CustomerOrderHistory(Projection):
+class CustomerOrderHistory(ReadModel):
     """Only ``Order.Placed`` names the customer; later events are matched to
     their customer through this projection's own ``customer_orders`` rows."""
 

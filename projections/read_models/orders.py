@@ -16,13 +16,13 @@ from sqlalchemy import (
 
 from domain.order import Order, OrderStatus
 from projections.batching.changes import Changes
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 SKU_SEPARATOR = ","
 """Joins ``short_skus`` into one column; a SKU never holds a comma."""
 
 
-class OrderSummaries(Projection):
+class OrderSummaries(ReadModel):
     name = "orders"
     follows = "Orders"
     metadata = new_metadata()

@@ -14,10 +14,10 @@ from sqlalchemy import Column, DateTime, Table, Uuid
 
 from domain.order import Order
 from projections.batching.changes import Changes
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 
-class PaymentDeadlines(Projection):
+class PaymentDeadlines(ReadModel):
     name = "payment_deadlines"
     follows = "Orders"
     metadata = new_metadata()

@@ -18,13 +18,13 @@ from sqlalchemy import (
 
 from domain.order import Order
 from projections.batching.changes import Changes
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 NOTHING_SOLD = {"units_sold": 0, "revenue": Decimal("0.00"), "orders_shipped": 0}
 """A SKU's sales before its first shipped order."""
 
 
-class ProductSales(Projection):
+class ProductSales(ReadModel):
     """``Order.Shipped`` does not repeat the order's lines, so each placed order's
     lines wait in ``sales_pending_lines`` until it ships, is rejected or is
     cancelled."""

@@ -6,10 +6,10 @@ from sqlalchemy import Column, DateTime, Integer, Numeric, String, Table, Uuid
 
 from domain.inventory import InventoryItem
 from projections.batching.changes import Changes
-from projections.read_model import Projection, handles, new_metadata
+from projections.read_model import ReadModel, handles, new_metadata
 
 
-class StockLevels(Projection):
+class StockLevels(ReadModel):
     name = "stock"
     follows = "Inventory"
     metadata = new_metadata()

@@ -7,7 +7,7 @@ import zlib
 
 from sqlalchemy import Connection, Table, select
 
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 
 # Rows fetched at a time while a table's checksum is computed.
 CHECKSUM_CHUNK_ROWS = 2_000
@@ -16,7 +16,7 @@ CHECKSUM_MODULUS = 2**64
 
 
 def checksums(
-    projection: type[Projection], generation: int, connection: Connection
+    projection: type[ReadModel], generation: int, connection: Connection
 ) -> dict[str, tuple[int, int]]:
     """(row count, order-independent checksum) of each table of a generation."""
     return {

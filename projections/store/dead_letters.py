@@ -25,7 +25,7 @@ from domain.errors import (
     DeadLetterStateError,
 )
 from projections.batching.flush import write_batch
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 from projections.store.engine import as_utc
 from projections.store.generations import subscriber_name
 from projections.store.positions import Positions
@@ -42,7 +42,7 @@ class DeadLetterStore:
         database: StoreDatabase,
         registry: GenerationRegistry,
         positions: Positions,
-        projections: Mapping[str, type[Projection]],
+        projections: Mapping[str, type[ReadModel]],
     ) -> None:
         self.database = database
         self.registry = registry
@@ -51,7 +51,7 @@ class DeadLetterStore:
 
     def park(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         parked: ParkedEvent,
         failure: Failure,

@@ -7,13 +7,13 @@ import re
 
 from sqlalchemy import Connection, func, insert, inspect, select
 
-from projections.read_model import Projection, deferrable_indexes, generation_tables
+from projections.read_model import ReadModel, deferrable_indexes, generation_tables
 from projections.store.registry import GenerationRegistry
 from projections.store.schema import StoreDatabase, create_generation_tables
 from projections.store.tables import tracking_table
 
 
-def subscriber_name(projection: type[Projection], generation: int) -> str:
+def subscriber_name(projection: type[ReadModel], generation: int) -> str:
     """The tracking name of one generation of a projection."""
     return f"{projection.name}@g{generation}"
 
@@ -28,9 +28,7 @@ class Generations:
         self.database = database
         self.registry = registry
 
-    def create_first(
-        self, connection: Connection, projection: type[Projection]
-    ) -> None:
+    def create_first(self, connection: Connection, projection: type[ReadModel]) -> None:
         """Registers generation 1 of a projection the registry does not know
         yet and creates its tables, in the caller's schema change."""
         if self.registry.active_generation_in(connection, projection.name) is not None:
@@ -40,13 +38,13 @@ class Generations:
         self.registry.register(connection, projection, 1)
         create_generation_tables(connection, projection, 1)
 
-    def create(self, projection: type[Projection], generation: int) -> None:
+    def create(self, projection: type[ReadModel], generation: int) -> None:
         """Creates (empty) the tables of one generation of a projection."""
         with self.database.schema_change() as connection:
             create_generation_tables(connection, projection, generation)
 
     def reserve(
-        self, projection: type[Projection], *, defer_indexes: bool = False
+        self, projection: type[ReadModel], *, defer_indexes: bool = False
     ) -> int:
         """Picks a generation number no one has used for this projection, creates
         its (empty) tables and its tracking row at position 0, in one schema
@@ -77,7 +75,7 @@ class Generations:
         return generation
 
     def _used_generations(
-        self, connection: Connection, projection: type[Projection]
+        self, connection: Connection, projection: type[ReadModel]
     ) -> set[int]:
         """Numbers named by the registry, by tracking rows, or by tables that
         look like one of the projection's (left over by a crashed rebuild)."""
@@ -101,7 +99,7 @@ class Generations:
                 used.add(int(match.group(1)))
         return used
 
-    def drop(self, projection: type[Projection], generation: int) -> None:
+    def drop(self, projection: type[ReadModel], generation: int) -> None:
         """Drops the tables and the tracking of one (inactive) generation."""
         with self.database.schema_change() as connection:
             if self.database.is_postgres:
@@ -130,7 +128,7 @@ class Generations:
                 )
             )
 
-    def create_indexes(self, projection: type[Projection], generation: int) -> None:
+    def create_indexes(self, projection: type[ReadModel], generation: int) -> None:
         """Creates the indexes of a generation's tables that are missing (see
         :meth:`reserve`)."""
         with self.database.schema_change() as connection:

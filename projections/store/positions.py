@@ -16,7 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from projections.batching.flush import write_batch
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 from projections.store.generations import subscriber_name
 from projections.store.registry import ActiveGeneration, GenerationRegistry
 from projections.store.schema import StoreDatabase
@@ -64,7 +64,7 @@ class Positions:
 
     def apply(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         events: Sequence[object],
         *,
@@ -100,7 +100,7 @@ class Positions:
 
     def tracked(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         write: RowWriter,
         *,
@@ -156,7 +156,7 @@ class Positions:
     def apply_within(
         self,
         connection: Connection,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         events: Sequence[object],
         *,
@@ -176,7 +176,7 @@ class Positions:
     def _move_after(
         self,
         connection: Connection,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         write: RowWriter,
         *,
@@ -193,7 +193,7 @@ class Positions:
 
 
 def _events_writer(
-    projection: type[Projection], generation: int, events: Sequence[object]
+    projection: type[ReadModel], generation: int, events: Sequence[object]
 ) -> RowWriter:
     """Writes ``events`` into one generation's tables."""
     tables = generation_tables(projection, generation)

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, Table, func, insert, select, update
 
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 from projections.store.schema import StoreDatabase
 from projections.store.tables import generations_table
 
@@ -50,14 +50,14 @@ class GenerationRegistry:
         self.database = database
         self._schema: str | None = None
 
-    def active_generation(self, projection: type[Projection]) -> int:
+    def active_generation(self, projection: type[ReadModel]) -> int:
         with self.database.engine.connect() as connection:
             generation = self.active_generation_in(connection, projection.name)
         if generation is None:
             raise LookupError(f"projection {projection.name} has no tables yet")
         return generation
 
-    def active_tables(self, projection: type[Projection]) -> Mapping[str, Table]:
+    def active_tables(self, projection: type[ReadModel]) -> Mapping[str, Table]:
         """The tables readers should query now."""
         return generation_tables(projection, self.active_generation(projection))
 
@@ -71,7 +71,7 @@ class GenerationRegistry:
             )
         ).scalar_one_or_none()
 
-    def active(self, projection: type[Projection]) -> ActiveGeneration:
+    def active(self, projection: type[ReadModel]) -> ActiveGeneration:
         """The active generation of a projection and the version that built it."""
         with self.database.engine.connect() as connection:
             active = self.read(connection, projection)
@@ -82,7 +82,7 @@ class GenerationRegistry:
     def read(
         self,
         connection: Connection,
-        projection: type[Projection],
+        projection: type[ReadModel],
         *,
         lock: RegistryLock | None = None,
     ) -> ActiveGeneration | None:
@@ -103,7 +103,7 @@ class GenerationRegistry:
 
     @staticmethod
     def register(
-        connection: Connection, projection: type[Projection], generation: int
+        connection: Connection, projection: type[ReadModel], generation: int
     ) -> None:
         """Adds the registry row of a projection it has none for, naming
         ``generation``, built by the projection's version, as the active one."""
@@ -118,7 +118,7 @@ class GenerationRegistry:
 
     @staticmethod
     def switch(
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         connection: Connection,
         *,
@@ -138,7 +138,7 @@ class GenerationRegistry:
         )
 
     @contextmanager
-    def reading(self, projection: type[Projection]) -> Iterator[ActiveView]:
+    def reading(self, projection: type[ReadModel]) -> Iterator[ActiveView]:
         """A read transaction on the active generation's tables, one snapshot
         throughout, during which those tables are not dropped even if readers
         are switched to another generation meanwhile.
@@ -186,7 +186,7 @@ class GenerationRegistry:
                     return
 
     def readers_lock_key(
-        self, connection: Connection, projection: type[Projection]
+        self, connection: Connection, projection: type[ReadModel]
     ) -> int:
         """PostgreSQL advisory lock that readers of a projection hold shared,
         and dropping one of its generations takes exclusively. Advisory locks

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, Index, inspect, text
 from sqlalchemy.schema import CreateTable
 
-from projections.read_model import Projection, generation_tables
+from projections.read_model import ReadModel, generation_tables
 from projections.store.engine import WRITE_TRANSACTION
 from projections.store.tables import generations_table, system_metadata
 
@@ -71,7 +71,7 @@ def _add_missing_registry_columns(connection: Connection) -> None:
 
 def create_generation_tables(
     connection: Connection,
-    projection: type[Projection],
+    projection: type[ReadModel],
     generation: int,
     deferred: Collection[Index] = (),
 ) -> None:

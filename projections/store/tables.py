@@ -32,7 +32,7 @@ generations_table = Table(
     Column("projection", String(100), primary_key=True),
     Column("active", Integer, nullable=False),
     Column("switched_at", DateTime(timezone=True), nullable=False),
-    # The Projection.version of the code that built the active generation:
+    # The ReadModel.version of the code that built the active generation:
     # only runners of that version may write to it.
     Column("active_version", Integer, nullable=False, server_default="1"),
 )

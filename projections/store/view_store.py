@@ -9,7 +9,7 @@ from uuid import UUID
 from sqlalchemy import Connection, Engine, Table
 
 from domain.dead_letter import DeadLetterView, Failure, ParkedEvent
-from projections.read_model import Projection
+from projections.read_model import ReadModel
 from projections.store import comparison
 from projections.store.dead_letters import DeadLetterStore
 from projections.store.generations import Generations
@@ -30,7 +30,7 @@ class ViewStore:
     Each method hands its work to the part of the store whose job it is; their
     docstrings say what it does."""
 
-    def __init__(self, engine: Engine, projections: Sequence[type[Projection]]):
+    def __init__(self, engine: Engine, projections: Sequence[type[ReadModel]]):
         self.database = StoreDatabase.of(engine)
         self.engine = engine
         self.writer = self.database.writer
@@ -61,40 +61,40 @@ class ViewStore:
 
     # -- generations ---------------------------------------------------------
 
-    def create_generation(self, projection: type[Projection], generation: int) -> None:
+    def create_generation(self, projection: type[ReadModel], generation: int) -> None:
         """See :meth:`Generations.create`."""
         self.generations.create(projection, generation)
 
     def reserve_generation(
-        self, projection: type[Projection], *, defer_indexes: bool = False
+        self, projection: type[ReadModel], *, defer_indexes: bool = False
     ) -> int:
         """See :meth:`Generations.reserve`."""
         return self.generations.reserve(projection, defer_indexes=defer_indexes)
 
-    def drop_generation(self, projection: type[Projection], generation: int) -> None:
+    def drop_generation(self, projection: type[ReadModel], generation: int) -> None:
         """See :meth:`Generations.drop`."""
         self.generations.drop(projection, generation)
 
-    def create_indexes(self, projection: type[Projection], generation: int) -> None:
+    def create_indexes(self, projection: type[ReadModel], generation: int) -> None:
         """See :meth:`Generations.create_indexes`."""
         self.generations.create_indexes(projection, generation)
 
-    def active_generation(self, projection: type[Projection]) -> int:
+    def active_generation(self, projection: type[ReadModel]) -> int:
         """See :meth:`GenerationRegistry.active_generation`."""
         return self.generation_registry.active_generation(projection)
 
-    def active_tables(self, projection: type[Projection]) -> Mapping[str, Table]:
+    def active_tables(self, projection: type[ReadModel]) -> Mapping[str, Table]:
         """See :meth:`GenerationRegistry.active_tables`."""
         return self.generation_registry.active_tables(projection)
 
-    def active(self, projection: type[Projection]) -> ActiveGeneration:
+    def active(self, projection: type[ReadModel]) -> ActiveGeneration:
         """See :meth:`GenerationRegistry.active`."""
         return self.generation_registry.active(projection)
 
     def registry(
         self,
         connection: Connection,
-        projection: type[Projection],
+        projection: type[ReadModel],
         *,
         lock: RegistryLock | None = None,
     ) -> ActiveGeneration | None:
@@ -103,7 +103,7 @@ class ViewStore:
 
     def switch(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         connection: Connection,
         *,
@@ -115,7 +115,7 @@ class ViewStore:
         )
 
     def reading(
-        self, projection: type[Projection]
+        self, projection: type[ReadModel]
     ) -> AbstractContextManager[ActiveView]:
         """See :meth:`GenerationRegistry.reading`."""
         return self.generation_registry.reading(projection)
@@ -134,7 +134,7 @@ class ViewStore:
 
     def apply(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         events: Sequence[object],
         *,
@@ -157,7 +157,7 @@ class ViewStore:
     def apply_within(
         self,
         connection: Connection,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         events: Sequence[object],
         *,
@@ -178,7 +178,7 @@ class ViewStore:
 
     def park(
         self,
-        projection: type[Projection],
+        projection: type[ReadModel],
         generation: int,
         parked: ParkedEvent,
         failure: Failure,
@@ -227,7 +227,7 @@ class ViewStore:
     # -- comparing generations -------------------------------------------------
 
     def checksums(
-        self, projection: type[Projection], generation: int, connection: Connection
+        self, projection: type[ReadModel], generation: int, connection: Connection
     ) -> dict[str, tuple[int, int]]:
         """See :func:`comparison.checksums`."""
         return comparison.checksums(projection, generation, connection)

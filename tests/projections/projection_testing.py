@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from domain.order import Order
 from domain.values import Line, total_of
-from projections.read_model import Projection
+from projections.read_model import ReadModel
 from projections.store import ViewStore
 from projections.store.engine import sqlite_engine
 
@@ -22,7 +22,7 @@ MUG = "MUG-01"
 POT = "POT-CAST-IRON"
 
 
-def new_view_store(path: Path, *projections: type[Projection]) -> ViewStore:
+def new_view_store(path: Path, *projections: type[ReadModel]) -> ViewStore:
     """A SQLite view store holding only the given projections' tables, which
     shows each of them needs no other's."""
     store = ViewStore(sqlite_engine(path), projections)
@@ -35,7 +35,7 @@ class Feeder:
     moving its tracking position the way a runner does."""
 
     def __init__(
-        self, store: ViewStore, projection: type[Projection], generation: int = 1
+        self, store: ViewStore, projection: type[ReadModel], generation: int = 1
     ) -> None:
         self.store = store
         self.projection = projection
@@ -62,7 +62,7 @@ def events_of(*aggregates: Aggregate) -> list[object]:
 
 
 def rows(
-    store: ViewStore, projection: type[Projection], table: str
+    store: ViewStore, projection: type[ReadModel], table: str
 ) -> list[dict[str, Any]]:
     """Every row of one of the active generation's tables, in primary-key order."""
     physical = store.active_tables(projection)[table]

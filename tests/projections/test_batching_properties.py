@@ -31,8 +31,8 @@ from domain.allocation import Allocation
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from domain.order import Order, OrderStatus
-from projections.read_model import Projection, generation_tables
-from projections.read_models.catalog import PROJECTIONS
+from projections.read_model import ReadModel, generation_tables
+from projections.read_models.catalog import READ_MODELS
 from projections.store import ViewStore, subscriber_name, tracking_table
 from tests.conftest import ENGINES, settings_on
 from tests.projections.projection_testing import Feeder
@@ -258,7 +258,7 @@ def store(
 SINGLE, BATCHED = 2, 3
 
 
-def emptied(store: ViewStore, projection: type[Projection]) -> tuple[int, int]:
+def emptied(store: ViewStore, projection: type[ReadModel]) -> tuple[int, int]:
     """Two generations of the projection, with no rows and no position (the
     tables are made once per store: emptying them is cheaper)."""
     with store.writer.begin() as connection:
@@ -277,7 +277,7 @@ def emptied(store: ViewStore, projection: type[Projection]) -> tuple[int, int]:
 
 
 def all_rows(
-    store: ViewStore, projection: type[Projection], generation: int
+    store: ViewStore, projection: type[ReadModel], generation: int
 ) -> dict[str, list[tuple[Any, ...]]]:
     rows = {}
     with store.engine.connect() as connection:
@@ -302,7 +302,7 @@ def test_batches_of_random_sizes_hold_what_one_event_at_a_time_holds(
     for step in (*PREAMBLE, *commands):
         world.run(step)
 
-    for projection in PROJECTIONS:
+    for projection in READ_MODELS:
         events = world.logs[projection.follows]
         single, batched = emptied(store, projection)
         # when one generation gets them one at a time, the other in batches

@@ -29,7 +29,7 @@ from domain.errors import (
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id
 from projections.batching.changes import Changes
-from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_model_subscriber import ReadModelSubscriber
 from projections.read_models.stock import StockLevels
 from tests.projections.runner_testing import eventually, stock_rows
 
@@ -91,7 +91,7 @@ def stock_runner(shop: Shop) -> Iterator[Callable[[FaultPolicy], SubscriberRunne
 
     def start(policy: FaultPolicy) -> SubscriberRunner:
         runner = SubscriberRunner(
-            ProjectionSubscriber(StockLevels, shop.views), shop.inventory, policy=policy
+            ReadModelSubscriber(StockLevels, shop.views), shop.inventory, policy=policy
         )
         runner.start()
         runners.append(runner)

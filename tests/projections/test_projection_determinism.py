@@ -14,8 +14,8 @@ from application.subscribers.hosting import open_view_store
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from projections.audit.indexes import AuditIndex
-from projections.read_model import Projection
-from projections.read_models.catalog import PROJECTIONS
+from projections.read_model import ReadModel
+from projections.read_models.catalog import READ_MODELS
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     MUG,
@@ -91,7 +91,7 @@ HISTORIES = {
 
 
 def test_every_projection_is_listed_in_its_order() -> None:
-    assert [projection.name for projection in PROJECTIONS] == [
+    assert [projection.name for projection in READ_MODELS] == [
         "carts",
         "orders",
         "customer_orders",
@@ -102,12 +102,12 @@ def test_every_projection_is_listed_in_its_order() -> None:
         "audit_orders",
         "audit_inventory",
     ]
-    assert {projection.follows for projection in PROJECTIONS} == set(HISTORIES)
+    assert {projection.follows for projection in READ_MODELS} == set(HISTORIES)
 
 
 def test_each_order_read_model_handles_only_order_events() -> None:
     # The audit index reads every event of the log (dead letters included).
-    for projection in PROJECTIONS:
+    for projection in READ_MODELS:
         if projection.follows == "Orders" and not issubclass(projection, AuditIndex):
             assert all(
                 event_type.__qualname__.startswith("Order.")
@@ -115,10 +115,10 @@ def test_each_order_read_model_handles_only_order_events() -> None:
             )
 
 
-@pytest.mark.parametrize("projection", PROJECTIONS, ids=lambda p: p.name)
+@pytest.mark.parametrize("projection", READ_MODELS, ids=lambda p: p.name)
 @pytest.mark.parametrize("batch_size", [2, 5, 1_000])
 def test_batches_of_any_size_give_the_same_rows(
-    tmp_path: Path, projection: type[Projection], batch_size: int
+    tmp_path: Path, projection: type[ReadModel], batch_size: int
 ) -> None:
     store: ViewStore = new_view_store(tmp_path / "v.sqlite3", projection)
     store.create_generation(projection, 2)
@@ -140,7 +140,7 @@ def test_batches_of_any_size_give_the_same_rows(
 def test_two_generations_of_every_projection_coexist(settings: Settings) -> None:
     store = open_view_store(settings)
     try:
-        for projection in PROJECTIONS:
+        for projection in READ_MODELS:
             store.create_generation(projection, 2)
             with store.engine.connect() as connection:
                 assert store.checksums(projection, 2, connection)

@@ -29,7 +29,7 @@ from application.subscribers.runner import SubscriberRunner
 from domain.inventory import InventoryItem
 from projections.batching.changes import Changes
 from projections.read_model import generation_tables, handles, new_metadata
-from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_model_subscriber import ReadModelSubscriber
 from projections.read_models.stock import StockLevels
 from projections.shadow_rebuild import rebuild
 from projections.store import ActiveGeneration, ViewStore, subscriber_name
@@ -83,7 +83,7 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
         shop.receive_stock(sku, 5)
     shop.wait_until_processed()
     # and a runner of version 2 already started: it finds itself outdated
-    new_code = ProjectionSubscriber(
+    new_code = ReadModelSubscriber(
         StockLevelsWithReceipts, store, outdated_retry_seconds=0.05
     )
     new_runner = SubscriberRunner(new_code, shop.inventory)
@@ -169,7 +169,7 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
     )
     assert not new_code.is_outdated
     assert new_runner.error is None
-    old_code = ProjectionSubscriber(StockLevels, store, outdated_retry_seconds=0)
+    old_code = ReadModelSubscriber(StockLevels, store, outdated_retry_seconds=0)
     position = old_code.position()
     assert old_code.is_outdated
     assert not old_code.process([], expected_position=position, new_position=head)

@@ -22,7 +22,7 @@ from application.subscribers.shared_log import shared_log
 from domain.dead_letter import Failure, ParkedEvent
 from domain.inventory import InventoryItem
 from projections.audit.indexes import AUDIT_INDEXES
-from projections.read_model_subscriber import ProjectionSubscriber
+from projections.read_model_subscriber import ReadModelSubscriber
 from projections.read_models.stock import StockLevels
 from tests.projections.runner_testing import (
     eventually,
@@ -130,8 +130,8 @@ def test_two_runners_on_one_log_read_each_page_once_and_decode_each_event_once(
 ) -> None:
     # given two read models of the Inventory log, both running and waiting
     counted = Counted(shop, monkeypatch)
-    stock = run(runners, shop, ProjectionSubscriber(StockLevels, shop.views))
-    audit = run(runners, shop, ProjectionSubscriber(AUDIT_INVENTORY, shop.views))
+    stock = run(runners, shop, ReadModelSubscriber(StockLevels, shop.views))
+    audit = run(runners, shop, ReadModelSubscriber(AUDIT_INVENTORY, shop.views))
     log = shared_log(shop.inventory)
     eventually(lambda: log.followers == 2, 30, "both runners to follow the log")
 
@@ -155,7 +155,7 @@ def test_a_runner_far_behind_reads_on_its_own_and_misses_nothing(
 ) -> None:
     # given a runner at the head of a long log
     write_history(shop)
-    stock = run(runners, shop, ProjectionSubscriber(StockLevels, shop.views))
+    stock = run(runners, shop, ReadModelSubscriber(StockLevels, shop.views))
     head = shop.inventory.log_head()
     assert stock.wait_for(head, timeout=60), stock.error
     log = shared_log(shop.inventory)
@@ -200,7 +200,7 @@ def test_an_event_that_cannot_be_decoded_is_parked_by_one_runner_and_halts_anoth
     topics = frozenset({get_topic(InventoryItem.StockReceived)})
     stopping = RecordingSubscriber("stopping", topics)
     parking = run(
-        runners, shop, ProjectionSubscriber(StockLevels, shop.views), fast("park")
+        runners, shop, ReadModelSubscriber(StockLevels, shop.views), fast("park")
     )
     halting = run(runners, shop, stopping, fast("stop"))
     assert parking.wait_for(head, timeout=60), parking.error
@@ -248,7 +248,7 @@ def test_a_runner_that_is_stopped_while_waiting_stops_promptly(
     shop: Shop, runners: list[SubscriberRunner]
 ) -> None:
     # given a runner waiting at the head of an empty log
-    stock = run(runners, shop, ProjectionSubscriber(StockLevels, shop.views))
+    stock = run(runners, shop, ReadModelSubscriber(StockLevels, shop.views))
     log = shared_log(shop.inventory)
     eventually(lambda: log.followers == 1, 30, "the runner to follow the log")
 

@@ -16,7 +16,7 @@ from domain.errors import (
     InvalidTextError,
 )
 from domain.order import Order
-from projections.read_models.catalog import PROJECTIONS
+from projections.read_models.catalog import READ_MODELS
 from projections.read_models.customer_orders import CustomerOrderHistory
 from projections.read_models.orders import OrderSummaries
 from projections.read_models.queries import CustomerHistory
@@ -31,7 +31,7 @@ from tests.projections.projection_testing import (
 
 @pytest.fixture
 def queries(tmp_path: Path) -> ShopQueries:
-    return ShopQueries(new_view_store(tmp_path / "v.sqlite3", *PROJECTIONS))
+    return ShopQueries(new_view_store(tmp_path / "v.sqlite3", *READ_MODELS))
 
 
 @pytest.fixture
