@@ -28,6 +28,7 @@ from application.config import (
     PAYMENT_TIMEOUT_VARIABLE,
     Settings,
 )
+from tests.application.shop_testing import World, build_world
 
 POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
 POSTGRES_URL = os.environ.get(
@@ -140,6 +141,20 @@ def shop(settings: Settings) -> Iterator[Shop]:
     not wait for idle runners."""
     with Shop(settings=settings, subscribers="workers") as opened:
         yield opened
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    """One shop per engine for a whole module, with something of everything in
+    it, for tests that each check they wrote nothing (so they may share it). No
+    subscriber runs in this process, so nothing writes behind their backs."""
+    with (
+        settings_on(request.param, tmp_path_factory.mktemp("data")) as settings,
+        Shop(settings=settings, subscribers="workers") as shop,
+    ):
+        yield build_world(shop)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -20,7 +20,14 @@ from application.cli.commands import COMMANDS
 from application.cli.options import SERVICE_NAMES
 from application.cli.parser import build_parser
 from application.services import aggregate_views as dto
-from tests.support.import_graph import ROOT, Import, cycles, describe, import_graph
+from tests.support.import_graph import (
+    ROOT,
+    Import,
+    cycles,
+    describe,
+    import_graph,
+    modules_imported,
+)
 
 HEAVY = ("psycopg", "rich", "sqlalchemy")
 
@@ -133,3 +140,32 @@ def handler_names(parser: argparse.ArgumentParser) -> list[str]:
 
 def test_the_cli_names_the_services_as_they_name_themselves() -> None:
     assert tuple(service.name for service in SERVICE_CLASSES) == SERVICE_NAMES
+
+
+def test_the_domain_tests_import_neither_projections_nor_application() -> None:
+    # Through the test helpers they import, too: a helper of ``tests/support``
+    # that reached into the application would make the domain's tests its tests.
+    pending = sorted((ROOT / "tests" / "domain").glob("*.py"))
+    assert pending, "no domain tests found"
+    seen: set[Path] = set()
+    found = []
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name, line in modules_imported(path):
+            top = name.split(".")[0]
+            if top in ("application", "projections"):
+                found.append(f"{path.relative_to(ROOT)} (line {line}): {name}")
+            elif top == "tests":
+                parts = name.split(".")
+                for cut in range(len(parts), 1, -1):
+                    module = ROOT.joinpath(*parts[:cut])
+                    if module.with_suffix(".py").is_file():
+                        pending.append(module.with_suffix(".py"))
+                        break
+                    if (module / "__init__.py").is_file():
+                        pending.append(module / "__init__.py")
+                        break
+    assert found == []

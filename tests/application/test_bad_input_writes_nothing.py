@@ -1,15 +1,15 @@
 """Every refusal of the ``Shop`` is a specific typed error and writes nothing.
 
-All cases share one shop per engine (module scope): none of them may write, and
-each checks that the stores' positions did not move, so sharing is safe.
+All cases share one shop per engine (module scope; the ``world`` fixture of
+``tests/conftest.py``): none of them may write, and each checks that the
+stores' positions did not move, so sharing is safe.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
-from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from application import Settings, Shop
 from domain.errors import (
     CartClosedError,
     CartNotFoundError,
@@ -35,8 +34,7 @@ from domain.errors import (
     ShopError,
 )
 from domain.values import MAX_QUANTITY, MAX_SKU_LENGTH, MAX_TEXT_LENGTH
-from tests.application.shop_testing import MUG, TEA, World, build_world
-from tests.conftest import postgres_url, temporary_postgres_schema
+from tests.application.shop_testing import MUG, TEA, World
 
 MEGABYTE = "x" * 1_000_000
 SOME_UUID = UUID("7f1c1e4e-0f5b-4c1e-9a51-3f0c2b8e9d1a")
@@ -48,30 +46,6 @@ FAST = hypothesis_settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
-    engine: str = request.param
-    if engine == "sqlite":
-        data_dir: Path = tmp_path_factory.mktemp("data")
-        with Shop(
-            settings=Settings(engine="sqlite", data_dir=data_dir), subscribers="workers"
-        ) as shop:
-            yield build_world(shop)
-        return
-    with (
-        temporary_postgres_schema() as schema,
-        Shop(
-            settings=Settings.from_url(postgres_url(schema)), subscribers="workers"
-        ) as shop,
-    ):
-        yield build_world(shop)
 
 
 def assert_refused(

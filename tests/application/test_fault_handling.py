@@ -5,9 +5,7 @@ and orders are neither lost nor doubled."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -16,7 +14,7 @@ import pytest
 
 from application import Settings, Shop
 from application.cli import main
-from application.config import FaultPolicy, OnFailure
+from application.config import OnFailure
 from application.demo.invariants import check_invariants
 from application.services import Inventory
 from application.services.batch import Batch
@@ -24,7 +22,7 @@ from application.subscribers.hosting import SubscriberFailedError
 from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
 from application.subscribers.status import subscriber_statuses
 from domain.allocation import Allocation, allocation_id
-from domain.dead_letter import DeadLetter, DeadLetterStatus
+from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
 from domain.errors import (
     DeadLetterRetryFailedError,
     DeadLetterStateError,
@@ -34,17 +32,11 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id, order_id_for_cart
 from tests.projections.runner_testing import eventually
+from tests.support.fault_testing import fast, retried_at_once
 
 TEA = "TEA-SENCHA"
 STOCK = 20
 UNLUCKY_CUSTOMER = "unlucky"
-
-
-def fast(on_failure: OnFailure, attempts: int = 3) -> FaultPolicy:
-    """A policy whose backoff is short enough for tests."""
-    return FaultPolicy(
-        attempts=attempts, base_delay=0.001, max_delay=0.005, on_failure=on_failure
-    )
 
 
 @dataclass
@@ -137,6 +129,19 @@ def assert_sound(shop: Shop) -> None:
     """Stock conserved, every checkout resolved exactly once."""
     checks = check_invariants(shop, compare_views=False)
     assert [check.name for check in checks if not check.ok] == [], checks
+
+
+def parked_placement(
+    shop: Shop, allocation: FlakyAllocation
+) -> tuple[Shop, UUID, DeadLetterView]:
+    """Given a stocked shop whose allocation fails for good for the unlucky
+    customer, who checked out: the shop, the cart, and the placement parked."""
+    stocked(shop)
+    allocation.broken = True
+    unlucky = check_out(shop, UNLUCKY_CUSTOMER, 3)
+    shop.wait_until_processed(timeout=30)
+    (parked,) = shop.dead_letters.list()
+    return shop, unlucky, parked
 
 
 def allocation_runner(shop: Shop) -> SubscriberRunner:
@@ -270,11 +275,7 @@ def test_a_retried_dead_letter_takes_effect_exactly_once(
     open_shop: Callable[[OnFailure], Shop], allocation: FlakyAllocation
 ) -> None:
     # given the unlucky order's placement parked
-    shop = stocked(open_shop("park"))
-    allocation.broken = True
-    unlucky = check_out(shop, UNLUCKY_CUSTOMER, 3)
-    shop.wait_until_processed(timeout=30)
-    (parked,) = shop.dead_letters.list()
+    shop, unlucky, parked = parked_placement(open_shop("park"), allocation)
 
     # when it is retried while the fault lasts, then nothing is written but
     # the new error
@@ -307,26 +308,11 @@ def test_two_retries_at_once_take_effect_once(
     open_shop: Callable[[OnFailure], Shop], allocation: FlakyAllocation
 ) -> None:
     # given the unlucky order's placement parked, and the fault fixed
-    shop = stocked(open_shop("park"))
-    allocation.broken = True
-    unlucky = check_out(shop, UNLUCKY_CUSTOMER, 3)
-    shop.wait_until_processed(timeout=30)
-    (parked,) = shop.dead_letters.list()
+    shop, unlucky, parked = parked_placement(open_shop("park"), allocation)
     allocation.broken = False
 
     # when two callers retry it at the same moment
-    start = threading.Barrier(2)
-
-    def retry() -> str:
-        start.wait()
-        try:
-            shop.dead_letters.retry(parked.dead_letter_id)
-        except DeadLetterStateError:
-            return "refused"
-        return "retried"
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = sorted(pool.map(lambda _: retry(), range(2)))
+    outcomes = retried_at_once(shop, parked.dead_letter_id)
 
     # then one took effect and the other was refused
     assert outcomes == ["refused", "retried"]
@@ -340,11 +326,7 @@ def test_a_discarded_dead_letter_is_never_handled(
     open_shop: Callable[[OnFailure], Shop], allocation: FlakyAllocation
 ) -> None:
     # given the unlucky order's placement parked
-    shop = stocked(open_shop("park"))
-    allocation.broken = True
-    unlucky = check_out(shop, UNLUCKY_CUSTOMER, 3)
-    shop.wait_until_processed(timeout=30)
-    (parked,) = shop.dead_letters.list()
+    shop, unlucky, parked = parked_placement(open_shop("park"), allocation)
 
     # when it is discarded, then it says why, and a later retry is refused
     discarded = shop.dead_letters.discard(parked.dead_letter_id, "order void")

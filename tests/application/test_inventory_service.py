@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from uuid import uuid4
 
 import pytest
 
-from application import Settings
 from application.services import Inventory
 from application.services.aggregate_views import StockView
 from domain.errors import (
@@ -21,15 +20,6 @@ from domain.errors import (
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id
 from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE
-
-
-@pytest.fixture
-def inventory(settings: Settings) -> Iterator[Inventory]:
-    service = Inventory(settings)
-    try:
-        yield service
-    finally:
-        service.close()
 
 
 @pytest.fixture

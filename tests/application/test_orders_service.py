@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
 
-from application import Settings, Shop
+from application import Shop
 from application.services import Orders
 from domain.errors import OrderNotFoundError, OrderStateError
 from domain.order import Order
@@ -45,15 +45,6 @@ ALLOWED: dict[str, set[str]] = {
     "shipped": set(),
     "cancelled": set(),
 }
-
-
-@pytest.fixture
-def orders(settings: Settings) -> Iterator[Orders]:
-    service = Orders(settings)
-    try:
-        yield service
-    finally:
-        service.close()
 
 
 def placed(orders: Orders, status: str = "placed") -> UUID:

@@ -4,7 +4,6 @@ exactly the state that replaying every event gives."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,15 +19,6 @@ from domain.values import inventory_item_id
 from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state, replay
 
 INTERVAL = 50
-
-
-@pytest.fixture
-def inventory(settings: Settings) -> Iterator[Inventory]:
-    service = Inventory(settings)
-    try:
-        yield service
-    finally:
-        service.close()
 
 
 def given_a_busy_item(inventory: Inventory, events: int) -> UUID:

@@ -1,7 +1,9 @@
 """Given/when/then helpers shared by the domain tests.
 
-Named ``domain_testing`` rather than ``helpers`` because test folders have no
-``__init__.py``: every module basename under ``tests/`` must be unique.
+Named ``domain_testing`` rather than ``helpers`` so that no two helper modules
+under ``tests/`` share a name. They import nothing of the application's or the
+projections' (``tests/test_architecture.py`` checks): the domain is tested on its
+own. The JSON mapper is ``tests.support.domain_transcoding``'s.
 """
 
 from __future__ import annotations
@@ -11,15 +13,11 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate, DomainEventProtocol
-from eventsourcing.persistence import (
-    DatetimeAsISO,
-    DecimalAsStr,
-    JSONTranscoder,
-    Mapper,
-    UUIDAsHex,
-)
+from eventsourcing.persistence import Mapper
 
-from application.services.base import LineAsDict
+from tests.support.domain_transcoding import json_mapper
+
+__all__ = ["json_mapper", "replay", "stored_and_loaded", "then_nothing", "then_one"]
 
 A = TypeVar("A", bound=Aggregate)
 E = TypeVar("E")
@@ -46,13 +44,6 @@ def replay(cls: type[A], events: Iterable[CanMutateAggregate[UUID]]) -> A:
         aggregate = past_event.mutate(aggregate)
     assert isinstance(aggregate, cls)
     return aggregate
-
-
-def json_mapper() -> Mapper[UUID]:
-    transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO(), LineAsDict()):
-        transcoder.register(transcoding)
-    return Mapper(transcoder=transcoder)
 
 
 def stored_and_loaded(

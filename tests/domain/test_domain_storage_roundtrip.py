@@ -1,8 +1,9 @@
-"""Every event and snapshot survives the JSON transcoder the application uses.
+"""Every event and snapshot survives a JSON transcoder like the application's.
 
 The application registers UUID, Decimal and datetime transcodings plus one for
-``Line``; ``domain_testing.json_mapper`` does the same, so these tests fail if a
-domain event or an aggregate's state holds something that would not round-trip.
+``Line``; ``domain_testing.json_mapper`` does the same (with a ``Line``
+transcoding of the tests' own), so these tests fail if a domain event or an
+aggregate's state holds something that would not round-trip.
 """
 
 from __future__ import annotations

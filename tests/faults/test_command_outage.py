@@ -26,7 +26,7 @@ from domain.errors import (
     DatabaseUnavailableError,
     StorageUnavailableError,
 )
-from tests.support.private_postgres import PrivateCluster, private_postgres
+from tests.support.private_postgres import PrivateCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -36,17 +36,9 @@ COMMAND_TIMEOUT = 2.0
 SLACK = 3.0
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    with private_postgres() as started:
-        yield started
-
-
 @pytest.fixture
 def shop(cluster: PrivateCluster) -> Iterator[Shop]:
-    if not cluster.is_up():
-        cluster.start()
-        cluster.wait_up()
+    cluster.ensure_up()
     settings = replace(Settings.from_url(cluster.url), connect_timeout_seconds=2.0)
     with Shop(
         settings=settings,
@@ -54,9 +46,7 @@ def shop(cluster: PrivateCluster) -> Iterator[Shop]:
         command_timeout_seconds=COMMAND_TIMEOUT,
     ) as opened:
         yield opened
-    if not cluster.is_up():
-        cluster.start()
-        cluster.wait_up()
+    cluster.ensure_up()
 
 
 def stored_versions(

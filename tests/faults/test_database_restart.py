@@ -34,7 +34,7 @@ from application.subscribers.hosting import worker_groups
 from application.subscribers.status import subscriber_statuses
 from domain.errors import StorageUnavailableError
 from tests.projections.runner_testing import eventually
-from tests.support.private_postgres import PrivateCluster, private_postgres
+from tests.support.private_postgres import PrivateCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -58,18 +58,10 @@ STOP_SECONDS = 3.0
 Hosting = Literal["workers", "embedded"]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    with private_postgres() as started:
-        yield started
-
-
 @pytest.fixture
 def settings(cluster: PrivateCluster) -> Iterator[Settings]:
     """A schema of the test's own on the private cluster, which is up."""
-    if not cluster.is_up():
-        cluster.start()
-        cluster.wait_up()
+    cluster.ensure_up()
     schema = f"restart_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -78,9 +70,7 @@ def settings(cluster: PrivateCluster) -> Iterator[Settings]:
         connect_timeout_seconds=CONNECT_TIMEOUT,
         command_timeout_seconds=COMMAND_TIMEOUT,
     )
-    if not cluster.is_up():
-        cluster.start()
-        cluster.wait_up()
+    cluster.ensure_up()
 
 
 def start_worker(

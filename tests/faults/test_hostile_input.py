@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -36,8 +35,7 @@ from psycopg.sql import SQL, Identifier
 
 from application import Shop
 from domain.errors import ShopError
-from tests.application.shop_testing import MUG, TEA, World, build_world
-from tests.conftest import ENGINES, settings_on
+from tests.application.shop_testing import MUG, TEA, World
 
 EAST = timezone(timedelta(hours=5))
 WEST = timezone(timedelta(hours=-5))
@@ -342,18 +340,6 @@ def event_row_counts(shop: Shop) -> dict[str, int]:
 
 
 # -- the fuzz ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=ENGINES)
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
-    data_dir: Path = tmp_path_factory.mktemp("data")
-    with (
-        settings_on(request.param, data_dir) as settings,
-        Shop(settings=settings, subscribers="workers") as shop,
-    ):
-        yield build_world(shop)
 
 
 def test_the_counts_see_a_write(world: World) -> None:

@@ -55,6 +55,19 @@ def import_graph(root: Path = ROOT) -> dict[str, list[Import]]:
     return graph
 
 
+def modules_imported(path: Path) -> Iterator[tuple[str, int]]:
+    """Every module a file's absolute imports name at run time (anyone's, not
+    only ours), with the line: for files outside the packages, such as tests."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in _runtime_nodes(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            for alias in node.names:
+                yield f"{node.module}.{alias.name}", node.lineno
+
+
 def _imported(
     tree: ast.AST, package: str, known: Set[str]
 ) -> Iterator[tuple[str, int]]:

@@ -103,6 +103,13 @@ class PrivateCluster:
             return False
         return True
 
+    def ensure_up(self) -> None:
+        """Starts the cluster if it is down (a test before stopped it, or
+        failed while it was stopped), and waits for it to answer."""
+        if not self.is_up():
+            self.start()
+            self.wait_up()
+
     def wait_up(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not self.is_up():
