@@ -20,14 +20,12 @@ from domain.values import (
     parse_text,
     parse_whole_number,
 )
-from projections.read_models import queries
-from projections.read_models.queries import (
-    CartSummary,
-    CustomerHistory,
-    OrderSummary,
-    ProductSalesRow,
-    StockLevel,
-)
+from projections.read_models import carts, customer_orders, orders, sales, stock
+from projections.read_models.carts import CartSummary
+from projections.read_models.customer_orders import CustomerHistory
+from projections.read_models.orders import OrderSummary
+from projections.read_models.sales import ProductSalesRow
+from projections.read_models.stock import StockLevel
 from projections.store import ViewStore
 
 MAX_PAGE_SIZE = 500
@@ -42,10 +40,10 @@ class ShopQueries:
         self.store = store
 
     def cart(self, cart_id: UUID | str) -> CartSummary | None:
-        return queries.cart_summary(self.store, parse_id(cart_id, "cart_id"))
+        return carts.cart_summary(self.store, parse_id(cart_id, "cart_id"))
 
     def order(self, order_id: UUID | str) -> OrderSummary | None:
-        return queries.order_summary(self.store, parse_id(order_id, "order_id"))
+        return orders.order_summary(self.store, parse_id(order_id, "order_id"))
 
     def order_statuses(self, order_ids: Iterable[UUID | str]) -> dict[UUID, str]:
         """The status of each order (at most ``MAX_PAGE_SIZE``) the order view
@@ -56,7 +54,7 @@ class ShopQueries:
             raise InvalidInputError(
                 "order_ids", len(ids), f"at most {MAX_PAGE_SIZE} orders at once"
             )
-        return queries.order_statuses(self.store, ids)
+        return orders.order_statuses(self.store, ids)
 
     def orders(
         self,
@@ -66,7 +64,7 @@ class ShopQueries:
         offset: int = 0,
     ) -> tuple[OrderSummary, ...]:
         """Orders newest first; ``status`` is an ``OrderStatus`` value."""
-        return queries.orders(
+        return orders.orders(
             self.store,
             status=None
             if status is None
@@ -79,15 +77,15 @@ class ShopQueries:
         )
 
     def customer_history(self, customer_id: str) -> CustomerHistory:
-        return queries.customer_history(
+        return customer_orders.customer_history(
             self.store, parse_text(customer_id, "customer_id")
         )
 
     def stock_levels(self) -> tuple[StockLevel, ...]:
-        return queries.stock_levels(self.store)
+        return stock.stock_levels(self.store)
 
     def stock_level(self, sku: str) -> StockLevel | None:
-        return queries.stock_level(self.store, parse_sku(sku))
+        return stock.stock_level(self.store, parse_sku(sku))
 
     def product_sales(self) -> tuple[ProductSalesRow, ...]:
-        return queries.product_sales(self.store)
+        return sales.product_sales(self.store)

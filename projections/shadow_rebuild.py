@@ -1,7 +1,7 @@
 """Rebuilding a read model from the history of the log it follows.
 
 A rebuild fills a new generation of a projection's tables (the *shadow*) from
-position 0, through the same ``ViewStore.apply`` as live batches, while the
+position 0, through the same ``Positions.apply`` as live batches, while the
 active generation keeps serving readers and its runner keeps moving. It then
 catches the shadow up with the live generation's position and, in one write
 transaction that stops the live runner from moving meanwhile, compares the two
@@ -10,7 +10,7 @@ over to the shadow. The generation that is no longer active is dropped.
 
 The shadow is filled in large batches whose commits need not wait for the
 disk, and on PostgreSQL without its secondary indexes, built once it has
-caught up (see ``ViewStore.reserve_generation``).
+caught up (see ``Generations.reserve``).
 
 The shadow is built by the code's ``projection`` class, so a changed projection
 (a new column, a new rule, a higher ``version``) is rolled out by a rebuild in
@@ -26,20 +26,33 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import (
-    Column,
-    Connection,
-    Inspector,
-    Table,
-    exists,
-    func,
-    inspect,
-    select,
-    table,
+from sqlalchemy import Connection
+
+from projections.read_model import ReadModel
+from projections.store import ActiveGeneration, ViewStore, subscriber_name
+from projections.store.comparison import (
+    TableComparison,
+    compare_generations,
+    generations_agree,
 )
 
-from projections.read_model import ReadModel, generation_tables
-from projections.store import ActiveGeneration, ViewStore, subscriber_name
+__all__ = [
+    "CATCH_UP_ROUNDS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_DIFFERENCES",
+    "REBUILD_MODES",
+    "EventSource",
+    "Phase",
+    "ProgressCallback",
+    "RebuildError",
+    "RebuildMode",
+    "RebuildReport",
+    "RebuildStep",
+    # Re-exported: the report holds its tables' comparisons, and the command
+    # line imports the type from here with the report.
+    "TableComparison",
+    "rebuild",
+]
 
 RebuildMode = Literal["verify", "switch-if-equal", "switch"]
 REBUILD_MODES: tuple[RebuildMode, ...] = ("verify", "switch-if-equal", "switch")
@@ -100,39 +113,6 @@ ProgressCallback = Callable[[RebuildStep], None]
 
 
 @dataclass(frozen=True)
-class RowDifference:
-    """A row the two generations do not agree on, named by its primary key."""
-
-    key: tuple[object, ...]
-    kind: Literal["changed", "only in live", "only in rebuilt"]
-
-
-@dataclass(frozen=True)
-class TableComparison:
-    """One table of the projection in the live and the rebuilt generation.
-
-    Checksums are None when the live generation was built by another version
-    of the projection: then its tables differ by design and only the row
-    counts are shown (``live_rows`` is None if it has no such table)."""
-
-    table: str
-    live_rows: int | None
-    rebuilt_rows: int
-    live_checksum: int | None
-    rebuilt_checksum: int | None
-    differences: tuple[RowDifference, ...]
-    """Up to the ``max_differences`` first differing rows, by key order."""
-
-    @property
-    def agrees(self) -> bool:
-        return (
-            self.live_checksum is not None
-            and self.live_rows == self.rebuilt_rows
-            and self.live_checksum == self.rebuilt_checksum
-        )
-
-
-@dataclass(frozen=True)
 class RebuildReport:
     projection: str
     mode: RebuildMode
@@ -165,7 +145,7 @@ class RebuildReport:
     @property
     def agrees(self) -> bool:
         """Both generations hold the same rows (never, across versions)."""
-        return _agree(self.live_version, self.version, self.tables)
+        return generations_agree(self.live_version, self.version, self.tables)
 
     @property
     def active_generation(self) -> int:
@@ -197,7 +177,7 @@ def rebuild(
     there after a switch.
 
     After a switch the old generation is dropped: its runner's next batch is
-    refused (``ViewStore.apply`` with ``only_if_active``) and it resyncs onto
+    refused (``Positions.apply`` with ``only_if_active``) and it resyncs onto
     the new one, from the position the comparison was made at.
     """
     if mode not in REBUILD_MODES:
@@ -208,35 +188,34 @@ def rebuild(
             f"not {source.name}"
         )
     started = time.monotonic()
-    live = store.active(projection)
+    live = store.generation_registry.active(projection)
     log_head = source.head()
     shadow = _Shadow(
         store,
         projection,
         source,
-        store.reserve_generation(projection, defer_indexes=True),
+        store.generations.reserve(projection, defer_indexes=True),
         batch_size,
     )
     switched = False
     try:
         live_subscriber = subscriber_name(projection, live.generation)
-        target = store.position(live_subscriber, projection.follows) or 0
+        target = store.positions.position(live_subscriber, projection.follows) or 0
         shadow.replay_to(target, "replaying", progress)
         for _ in range(CATCH_UP_ROUNDS):
-            target = store.position(live_subscriber, projection.follows) or 0
+            target = store.positions.position(live_subscriber, projection.follows) or 0
             if target - shadow.position <= batch_size:
                 break
             shadow.replay_to(target, "catching up", progress)
         if progress is not None:
             progress(RebuildStep(projection.name, "indexing", shadow.position, target))
-        store.create_indexes(projection, shadow.generation)
+        store.generations.create_indexes(projection, shadow.generation)
         with store.writer.begin() as connection:
             target = _freeze_live(store, projection, live, shadow, connection)
             shadow.replay_within(connection, target, progress)
             if progress is not None:
                 progress(RebuildStep(projection.name, "comparing", target, target))
-            tables = _compare(
-                store,
+            tables = compare_generations(
                 projection,
                 live,
                 shadow.generation,
@@ -245,17 +224,19 @@ def rebuild(
             )
             switching = mode == "switch" or (
                 mode == "switch-if-equal"
-                and _agree(live.version, projection.version, tables)
+                and generations_agree(live.version, projection.version, tables)
             )
             if switching:
-                store.switch(projection, shadow.generation, connection)
+                store.generation_registry.switch(
+                    projection, shadow.generation, connection
+                )
         switched = switching
         dropped = live.generation if switched else shadow.generation
-        store.drop_generation(projection, dropped)
+        store.generations.drop(projection, dropped)
     except BaseException:
         if not switched:
             with contextlib.suppress(Exception):
-                store.drop_generation(projection, shadow.generation)
+                store.generations.drop(projection, shadow.generation)
         raise
     if progress is not None:
         progress(RebuildStep(projection.name, "done", target, target))
@@ -356,7 +337,7 @@ class _Shadow:
         self, events: Sequence[object], new_position: int, connection: Connection | None
     ) -> None:
         if connection is None:
-            applied = self.store.apply(
+            applied = self.store.positions.apply(
                 self.projection,
                 self.generation,
                 events,
@@ -367,7 +348,7 @@ class _Shadow:
                 durable=False,
             )
         else:
-            applied = self.store.apply_within(
+            applied = self.store.positions.apply_within(
                 connection,
                 self.projection,
                 self.generation,
@@ -381,10 +362,6 @@ class _Shadow:
                 "was written by someone else during its rebuild"
             )
         self.position = new_position
-
-
-def _agree(live_version: int, version: int, tables: Sequence[TableComparison]) -> bool:
-    return live_version == version and all(comparison.agrees for comparison in tables)
 
 
 def _freeze_live(
@@ -401,13 +378,13 @@ def _freeze_live(
     lock. PostgreSQL: the registry row is locked FOR UPDATE (live batches take
     it FOR SHARE first), then the live tracking row FOR UPDATE; a batch in
     flight finishes first, the next one waits and then sees the switch."""
-    if store.registry(connection, projection, lock="update") != live:
+    if store.generation_registry.read(connection, projection, lock="update") != live:
         raise RebuildError(
             f"readers of {projection.name} were switched to another generation "
             "during the rebuild"
         )
     live_position = (
-        store.locked_position(
+        store.positions.locked_position(
             connection,
             subscriber_name(projection, live.generation),
             projection.follows,
@@ -420,124 +397,3 @@ def _freeze_live(
             f"{shadow.position} to {live_position} during the rebuild"
         )
     return live_position
-
-
-def _compare(
-    store: ViewStore,
-    projection: type[ReadModel],
-    live: ActiveGeneration,
-    generation: int,
-    connection: Connection,
-    *,
-    max_differences: int,
-) -> tuple[TableComparison, ...]:
-    live_tables = generation_tables(projection, live.generation)
-    rebuilt_tables = generation_tables(projection, generation)
-    rebuilt_sums = store.checksums(projection, generation, connection)
-    inspector = inspect(connection)
-    existing = set(inspector.get_table_names())
-    comparisons = []
-    for name, (rebuilt_rows, rebuilt_checksum) in rebuilt_sums.items():
-        live_table = live_tables[name]
-        if live_table.name not in existing:
-            live_rows: int | None = None
-            live_checksum: int | None = None
-        elif live.version != projection.version or _stored_columns(
-            inspector, live_table
-        ) != {column.name for column in live_table.columns}:
-            # Another version's table (or one changed without a new version):
-            # its columns are not the ones this code declares.
-            live_rows, live_checksum = _count(connection, live_table.name), None
-        else:
-            live_rows, live_checksum = store.table_checksum(connection, live_table)
-        differences: tuple[RowDifference, ...] = ()
-        if live_checksum is not None and (live_rows, live_checksum) != (
-            rebuilt_rows,
-            rebuilt_checksum,
-        ):
-            differences = _differing_rows(
-                connection, live_table, rebuilt_tables[name], max_differences
-            )
-        comparisons.append(
-            TableComparison(
-                table=name,
-                live_rows=live_rows,
-                rebuilt_rows=rebuilt_rows,
-                live_checksum=live_checksum,
-                rebuilt_checksum=rebuilt_checksum,
-                differences=differences,
-            )
-        )
-    return tuple(comparisons)
-
-
-def _stored_columns(inspector: Inspector, table_: Table) -> set[str]:
-    return {column["name"] for column in inspector.get_columns(table_.name)}
-
-
-def _count(connection: Connection, table_name: str) -> int:
-    count: int = connection.execute(
-        select(func.count()).select_from(table(table_name))
-    ).scalar_one()
-    return count
-
-
-def _differing_rows(
-    connection: Connection, live: Table, rebuilt: Table, limit: int
-) -> tuple[RowDifference, ...]:
-    """The first ``limit`` keys (in key order) of rows that are not the same in
-    both tables; a key with a row in both is "changed"."""
-    live_key = _key_columns(live)
-    rebuilt_key = _key_columns(rebuilt)
-    only_live = _first_keys(connection, live, rebuilt, live_key, limit)
-    only_rebuilt = _first_keys(connection, rebuilt, live, rebuilt_key, limit)
-    differences: dict[tuple[object, ...], RowDifference] = {}
-    for key in only_live:
-        kind: Literal["changed", "only in live", "only in rebuilt"] = (
-            "changed" if _has_key(connection, rebuilt_key, key) else "only in live"
-        )
-        differences[key] = RowDifference(key, kind)
-    for key in only_rebuilt:
-        if key not in differences:
-            kind = (
-                "changed" if _has_key(connection, live_key, key) else "only in rebuilt"
-            )
-            differences[key] = RowDifference(key, kind)
-    ordered = sorted(
-        differences.values(),
-        key=lambda difference: tuple(str(part) for part in difference.key),
-    )
-    return tuple(ordered[:limit])
-
-
-def _key_columns(table_: Table) -> list[Column[object]]:
-    key = list(table_.primary_key.columns)
-    return key or list(table_.columns)
-
-
-def _first_keys(
-    connection: Connection,
-    rows_of: Table,
-    missing_from: Table,
-    key: Sequence[Column[object]],
-    limit: int,
-) -> list[tuple[object, ...]]:
-    """Keys of rows of ``rows_of`` that ``missing_from`` has no identical copy of."""
-    missing = select(*rows_of.columns).except_(select(*missing_from.columns)).subquery()
-    key_columns = [missing.c[column.name] for column in key]
-    return [
-        tuple(row)
-        for row in connection.execute(
-            select(*key_columns).order_by(*key_columns).limit(limit)
-        )
-    ]
-
-
-def _has_key(
-    connection: Connection, key: Sequence[Column[object]], value: tuple[object, ...]
-) -> bool:
-    condition = exists().where(
-        *(column == part for column, part in zip(key, value, strict=True))
-    )
-    found: bool = connection.execute(select(condition)).scalar_one()
-    return found

@@ -35,7 +35,7 @@ from application.subscribers.runner import Leadership, Unshared
 from domain.errors import ConcurrencyConflictError, StateError
 from domain.order import Order
 from domain.values import parse_moment
-from projections.read_models.queries import payment_deadlines_due
+from projections.read_models.payment_deadlines import payment_deadlines_due
 from projections.store import ViewStore
 
 log = logging.getLogger(__name__)

@@ -1,2 +1,3 @@
-"""The shop's read models: each one's tables and handlers (one module per
-read model), the catalog of all of them, and the queries that read them."""
+"""The shop's read models, one module each with its tables, handlers, row types
+and queries; ``lines`` holds the line tables that carts and orders share, and
+``catalog`` lists all of them."""

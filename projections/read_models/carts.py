@@ -1,24 +1,31 @@
-"""Cart summaries: each cart's status, lines, units and total, as Carts records them."""
+"""Cart summaries: each cart's status, lines, units and total, as Carts records
+them; the table, its handlers, and reading it (``cart_summary``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Integer,
     Numeric,
-    PrimaryKeyConstraint,
     String,
     Table,
     Uuid,
+    select,
 )
 
 from domain.cart import Cart, CartStatus
+from domain.values import Line
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.read_models.lines import line_table, lines_of
+from projections.store import ViewStore
+from projections.store.engine import as_utc
 
 
 class CartSummaries(ReadModel):
@@ -44,18 +51,9 @@ class CartSummaries(ReadModel):
         Column("opened_at", DateTime(timezone=True), nullable=False),
         Column("updated_at", DateTime(timezone=True), nullable=False),
     )
-    Table(
-        "cart_lines",
-        metadata,
-        Column("cart_id", Uuid, nullable=False),
-        Column("sku", String(64), nullable=False),
-        Column("quantity", Integer, nullable=False),
-        Column("unit_price", Numeric(12, 2), nullable=False),
-        # Lines are listed in the order their SKUs were first added, as the
-        # aggregate keeps them.
-        Column("position", Integer, nullable=False),
-        PrimaryKeyConstraint("cart_id", "sku"),
-    )
+    # Lines are listed in the order their SKUs were first added, as the
+    # aggregate keeps them.
+    line_table("cart_lines", metadata, owner="cart_id")
 
     loads = {"cart_lines": "cart_id"}
 
@@ -143,3 +141,42 @@ class CartSummaries(ReadModel):
             ),
             updated_at=event.timestamp,
         )
+
+
+@dataclass(frozen=True)
+class CartSummary:
+    cart_id: UUID
+    customer_id: str
+    status: str
+    lines: tuple[Line, ...]
+    item_count: int
+    """Units in the cart: the sum of the lines' quantities."""
+    total: Decimal
+    order_id: UUID | None
+    opened_at: datetime
+    updated_at: datetime
+
+
+def cart_summary(store: ViewStore, cart_id: UUID) -> CartSummary | None:
+    """The cart's summary and lines, read in one snapshot; None if the view
+    does not hold the cart (yet)."""
+    with store.reading(CartSummaries) as view:
+        summaries, lines = view.table("cart_summaries"), view.table("cart_lines")
+        connection = view.connection
+        row = connection.execute(
+            select(summaries).where(summaries.c.cart_id == cart_id)
+        ).one_or_none()
+        if row is None:
+            return None
+        lines_of_cart = lines_of(connection, lines, "cart_id", [cart_id])
+    return CartSummary(
+        cart_id=row.cart_id,
+        customer_id=row.customer_id,
+        status=row.status,
+        lines=lines_of_cart.get(cart_id, ()),
+        item_count=row.item_count,
+        total=row.total,
+        order_id=row.order_id,
+        opened_at=as_utc(row.opened_at),
+        updated_at=as_utc(row.updated_at),
+    )

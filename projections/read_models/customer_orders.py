@@ -1,8 +1,12 @@
-"""Each customer's orders and what the customer has placed, received and spent."""
+"""Each customer's orders and what the customer has placed, received and spent;
+the tables, their handlers, and reading them (``customer_history``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import (
     Column,
@@ -14,11 +18,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    select,
 )
 
 from domain.order import Order, OrderStatus
 from projections.batching.changes import Changes, RowView
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.store import ViewStore
+from projections.store.engine import as_utc
 
 NOTHING_YET = {"orders_placed": 0, "orders_shipped": 0, "amount_spent": Decimal("0.00")}
 """A customer's totals before their first order."""
@@ -103,3 +110,55 @@ class CustomerOrderHistory(ReadModel):
         for order in found:
             orders.update(order, status=status.value, updated_at=event.timestamp)
         return found
+
+
+@dataclass(frozen=True)
+class CustomerOrder:
+    order_id: UUID
+    status: str
+    total: Decimal
+    placed_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerHistory:
+    customer_id: str
+    orders: tuple[CustomerOrder, ...]
+    """Newest first."""
+    orders_placed: int
+    orders_shipped: int
+    amount_spent: Decimal
+    """The sum of the totals of the shipped orders."""
+
+
+def customer_history(store: ViewStore, customer_id: str) -> CustomerHistory:
+    """A customer's orders, newest first, and totals (all zero if none seen)."""
+    with store.reading(CustomerOrderHistory) as view:
+        orders_table = view.table("customer_orders")
+        totals = view.table("customer_totals")
+        connection = view.connection
+        rows = connection.execute(
+            select(orders_table)
+            .where(orders_table.c.customer_id == customer_id)
+            .order_by(orders_table.c.placed_at.desc(), orders_table.c.order_id)
+        ).all()
+        total = connection.execute(
+            select(totals).where(totals.c.customer_id == customer_id)
+        ).one_or_none()
+    return CustomerHistory(
+        customer_id=customer_id,
+        orders=tuple(
+            CustomerOrder(
+                order_id=row.order_id,
+                status=row.status,
+                total=row.total,
+                placed_at=as_utc(row.placed_at),
+                updated_at=as_utc(row.updated_at),
+            )
+            for row in rows
+        ),
+        orders_placed=0 if total is None else total.orders_placed,
+        orders_shipped=0 if total is None else total.orders_shipped,
+        amount_spent=Decimal("0.00") if total is None else total.amount_spent,
+    )

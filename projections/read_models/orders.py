@@ -1,22 +1,34 @@
-"""Order summaries: each order's lines, status and the time of every step."""
+"""Order summaries: each order's lines, status and the time of every step; the
+tables, their handlers, and reading them (``order_summary``, ``orders``,
+``order_statuses``)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import (
     Column,
     DateTime,
     Integer,
     Numeric,
-    PrimaryKeyConstraint,
     String,
     Table,
     Text,
     Uuid,
+    select,
 )
 
 from domain.order import Order, OrderStatus
+from domain.values import Line
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.read_models.lines import line_table, lines_of
+from projections.store import ViewStore
+from projections.store.engine import as_utc
 
 SKU_SEPARATOR = ","
 """Joins ``short_skus`` into one column; a SKU never holds a comma."""
@@ -48,17 +60,8 @@ class OrderSummaries(ReadModel):
         Column("cancelled_at", DateTime(timezone=True), nullable=True),
         Column("updated_at", DateTime(timezone=True), nullable=False),
     )
-    Table(
-        "order_lines",
-        metadata,
-        Column("order_id", Uuid, nullable=False),
-        Column("sku", String(64), nullable=False),
-        Column("quantity", Integer, nullable=False),
-        Column("unit_price", Numeric(12, 2), nullable=False),
-        # Lines are listed in the order the order was placed with.
-        Column("position", Integer, nullable=False),
-        PrimaryKeyConstraint("order_id", "sku"),
-    )
+    # Lines are listed in the order the order was placed with.
+    line_table("order_lines", metadata, owner="order_id")
 
     @handles(Order.Placed)
     def placed(self, changes: Changes, event: Order.Placed) -> None:
@@ -126,3 +129,119 @@ class OrderSummaries(ReadModel):
             updated_at=event.timestamp,
             **values,
         )
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    order_id: UUID
+    cart_id: UUID
+    customer_id: str
+    status: str
+    lines: tuple[Line, ...]
+    total: Decimal
+    short_skus: tuple[str, ...]
+    rejection_reason: str | None
+    cancellation_reason: str | None
+    placed_at: datetime
+    confirmed_at: datetime | None
+    rejected_at: datetime | None
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    cancelled_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def line_count(self) -> int:
+        return len(self.lines)
+
+
+def order_summary(store: ViewStore, order_id: UUID) -> OrderSummary | None:
+    found = _order_summaries(store, order_id=order_id)
+    return found[0] if found else None
+
+
+def order_statuses(store: ViewStore, order_ids: Collection[UUID]) -> dict[UUID, str]:
+    """The status of each of ``order_ids`` that the order view holds (those it
+    does not hold are left out), in one query: for a caller watching many
+    orders, where a summary per order would cost a query per order."""
+    if not order_ids:
+        return {}
+    with store.reading(OrderSummaries) as view:
+        summaries = view.table("order_summaries")
+        rows = view.connection.execute(
+            select(summaries.c.order_id, summaries.c.status).where(
+                summaries.c.order_id.in_(list(order_ids))
+            )
+        ).all()
+    return {row.order_id: row.status for row in rows}
+
+
+def orders(
+    store: ViewStore,
+    *,
+    status: str | None = None,
+    customer_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[OrderSummary, ...]:
+    """Orders newest first (by the time they were placed), optionally only those
+    in one status and/or of one customer."""
+    return _order_summaries(
+        store, status=status, customer_id=customer_id, limit=limit, offset=offset
+    )
+
+
+def _order_summaries(
+    store: ViewStore,
+    *,
+    order_id: UUID | None = None,
+    status: str | None = None,
+    customer_id: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[OrderSummary, ...]:
+    with store.reading(OrderSummaries) as view:
+        summaries, lines = view.table("order_summaries"), view.table("order_lines")
+        query = select(summaries).order_by(
+            summaries.c.placed_at.desc(), summaries.c.order_id
+        )
+        if order_id is not None:
+            query = query.where(summaries.c.order_id == order_id)
+        if status is not None:
+            query = query.where(summaries.c.status == status)
+        if customer_id is not None:
+            query = query.where(summaries.c.customer_id == customer_id)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
+        connection = view.connection
+        rows = connection.execute(query).all()
+        lines_of_orders = lines_of(
+            connection, lines, "order_id", [row.order_id for row in rows]
+        )
+    return tuple(
+        OrderSummary(
+            order_id=row.order_id,
+            cart_id=row.cart_id,
+            customer_id=row.customer_id,
+            status=row.status,
+            lines=lines_of_orders.get(row.order_id, ()),
+            total=row.total,
+            short_skus=tuple(row.short_skus.split(SKU_SEPARATOR))
+            if row.short_skus
+            else (),
+            rejection_reason=row.rejection_reason,
+            cancellation_reason=row.cancellation_reason,
+            placed_at=as_utc(row.placed_at),
+            confirmed_at=_utc_or_none(row.confirmed_at),
+            rejected_at=_utc_or_none(row.rejected_at),
+            paid_at=_utc_or_none(row.paid_at),
+            shipped_at=_utc_or_none(row.shipped_at),
+            cancelled_at=_utc_or_none(row.cancelled_at),
+            updated_at=as_utc(row.updated_at),
+        )
+        for row in rows
+    )
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)

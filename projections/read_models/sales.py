@@ -1,7 +1,10 @@
-"""Units sold and revenue per SKU, counting shipped orders only."""
+"""Units sold and revenue per SKU, counting shipped orders only; the tables,
+their handlers, and reading them (``product_sales``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -14,11 +17,14 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    select,
 )
 
 from domain.order import Order
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.store import ViewStore
+from projections.store.engine import as_utc
 
 NOTHING_SOLD = {"units_sold": 0, "revenue": Decimal("0.00"), "orders_shipped": 0}
 """A SKU's sales before its first shipped order."""
@@ -93,3 +99,33 @@ class ProductSales(ReadModel):
         pending = changes["sales_pending_lines"]
         for line in pending.where(order_id=event.originator_id):
             pending.delete(line)
+
+
+@dataclass(frozen=True)
+class ProductSalesRow:
+    """What the shipped orders hold of one SKU."""
+
+    sku: str
+    units_sold: int
+    revenue: Decimal
+    orders_shipped: int
+    last_shipped_at: datetime
+
+
+def product_sales(store: ViewStore) -> tuple[ProductSalesRow, ...]:
+    """Every SKU that has shipped, highest revenue first (then by SKU)."""
+    with store.reading(ProductSales) as view:
+        sales = view.table("product_sales")
+        rows = view.connection.execute(
+            select(sales).order_by(sales.c.revenue.desc(), sales.c.sku)
+        ).all()
+    return tuple(
+        ProductSalesRow(
+            sku=row.sku,
+            units_sold=row.units_sold,
+            revenue=row.revenue,
+            orders_shipped=row.orders_shipped,
+            last_shipped_at=as_utc(row.last_shipped_at),
+        )
+        for row in rows
+    )

@@ -1,12 +1,29 @@
-"""Stock levels per SKU: on hand, reserved and available, as Inventory records them."""
+"""Stock levels per SKU: on hand, reserved and available, as Inventory records
+them; the table, its handlers, and reading it (``stock_levels``, ``stock_level``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, Numeric, String, Table, Uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    Numeric,
+    Row,
+    String,
+    Table,
+    Uuid,
+    select,
+)
 
 from domain.inventory import InventoryItem
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.store import ViewStore
+from projections.store.engine import as_utc
 
 
 class StockLevels(ReadModel):
@@ -80,3 +97,43 @@ class StockLevels(ReadModel):
             available=on_hand - reserved,
         )
         levels.update(event.originator_id, updated_at=event.timestamp)
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    name: str
+    price: Decimal
+    on_hand: int
+    reserved: int
+    available: int
+    updated_at: datetime
+
+
+def stock_levels(store: ViewStore) -> tuple[StockLevel, ...]:
+    """Every registered SKU's stock, by SKU."""
+    with store.reading(StockLevels) as view:
+        levels = view.table("stock_levels")
+        rows = view.connection.execute(select(levels).order_by(levels.c.sku)).all()
+    return tuple(_stock_level(row) for row in rows)
+
+
+def stock_level(store: ViewStore, sku: str) -> StockLevel | None:
+    with store.reading(StockLevels) as view:
+        levels = view.table("stock_levels")
+        row = view.connection.execute(
+            select(levels).where(levels.c.sku == sku)
+        ).one_or_none()
+    return None if row is None else _stock_level(row)
+
+
+def _stock_level(row: Row[tuple[object, ...]]) -> StockLevel:
+    return StockLevel(
+        sku=row.sku,
+        name=row.name,
+        price=row.price,
+        on_hand=row.on_hand,
+        reserved=row.reserved,
+        available=row.available,
+        updated_at=as_utc(row.updated_at),
+    )

@@ -13,7 +13,7 @@ its own, one module each:
 | ``positions`` | ``Positions`` | positions, and writing a batch with its position |
 | ``dead_letters`` | ``DeadLetterStore`` | parking events, retrying, discarding |
 | ``reports`` | ``SubscriberReports`` | subscribers' states and heartbeats |
-| ``comparison`` | | checksums of two generations' tables |
+| ``comparison`` | | comparing two generations' tables: checksums, differing rows |
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from application.subscribers.payment_deadline_ticker import ACTOR, PaymentDeadli
 from domain.allocation import Allocation, allocation_id
 from domain.errors import InvalidInputError
 from domain.order import PAYMENT_NOT_RECEIVED, Order
-from projections.read_models.queries import payment_deadlines_due
+from projections.read_models.payment_deadlines import payment_deadlines_due
 from tests.application.deadline_testing import (
     PAST_DUE,
     TEA_IN_STOCK,

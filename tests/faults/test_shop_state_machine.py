@@ -67,7 +67,7 @@ from domain.errors import (
 )
 from domain.order import PAYMENT_NOT_RECEIVED, Order
 from domain.values import Line
-from projections.read_models.queries import payment_deadlines_due
+from projections.read_models.payment_deadlines import payment_deadlines_due
 from tests.application.deadline_testing import (
     PAST_DUE,
     FakeClock,

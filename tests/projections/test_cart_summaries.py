@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 from domain.cart import Cart
 from domain.errors import ShopError
 from domain.values import Line, order_id_for_cart
-from projections.read_models.carts import CartSummaries
-from projections.read_models.queries import CartSummary, cart_summary
+from projections.read_models.carts import CartSummaries, CartSummary, cart_summary
 from projections.store import ViewStore, subscriber_name
 from tests.projections.projection_testing import (
     MUG,

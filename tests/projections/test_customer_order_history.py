@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from projections.read_models.customer_orders import CustomerOrderHistory
-from projections.read_models.queries import (
+from projections.read_models.customer_orders import (
     CustomerHistory,
     CustomerOrder,
+    CustomerOrderHistory,
     customer_history,
 )
 from projections.store import ViewStore

@@ -12,8 +12,12 @@ import pytest
 
 from domain.order import Order
 from domain.values import Line
-from projections.read_models.orders import OrderSummaries
-from projections.read_models.queries import OrderSummary, order_summary, orders
+from projections.read_models.orders import (
+    OrderSummaries,
+    OrderSummary,
+    order_summary,
+    orders,
+)
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     MUG,

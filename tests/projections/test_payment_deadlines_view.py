@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from domain.order import Order
-from projections.read_models.payment_deadlines import PaymentDeadlines
-from projections.read_models.queries import PaymentDeadline, payment_deadlines_due
+from projections.read_models.payment_deadlines import (
+    PaymentDeadline,
+    PaymentDeadlines,
+    payment_deadlines_due,
+)
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     TEA,

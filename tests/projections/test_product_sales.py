@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from domain.order import Order
-from projections.read_models.queries import ProductSalesRow, product_sales
-from projections.read_models.sales import ProductSales
+from projections.read_models.sales import ProductSales, ProductSalesRow, product_sales
 from projections.store import ViewStore
 from tests.projections.projection_testing import (
     MUG,

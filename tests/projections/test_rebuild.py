@@ -31,8 +31,9 @@ from application.subscribers.rebuild import ServiceEventSource, rebuild_projecti
 from domain.values import inventory_item_id
 from projections.read_model import generation_tables
 from projections.read_models.stock import StockLevels
-from projections.shadow_rebuild import RebuildError, RebuildStep, RowDifference, rebuild
+from projections.shadow_rebuild import RebuildError, RebuildStep, rebuild
 from projections.store import ActiveGeneration, ViewStore, subscriber_name
+from projections.store.comparison import RowDifference
 from tests.projections.runner_testing import eventually
 
 TEA, MUG, JAM = "TEA-1", "MUG-1", "JAM-1"

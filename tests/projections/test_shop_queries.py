@@ -17,9 +17,11 @@ from domain.errors import (
 )
 from domain.order import Order
 from projections.read_models.catalog import READ_MODELS
-from projections.read_models.customer_orders import CustomerOrderHistory
+from projections.read_models.customer_orders import (
+    CustomerHistory,
+    CustomerOrderHistory,
+)
 from projections.read_models.orders import OrderSummaries
-from projections.read_models.queries import CustomerHistory
 from tests.projections.projection_testing import (
     TEA,
     Feeder,

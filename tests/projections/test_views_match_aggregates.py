@@ -16,7 +16,8 @@ from application import Settings, Shop
 from application.services.aggregate_views import OrderView
 from domain.order import OrderStatus
 from domain.values import MAX_PRICE, MAX_QUANTITY
-from projections.read_models.queries import CustomerOrder, ProductSalesRow
+from projections.read_models.customer_orders import CustomerOrder
+from projections.read_models.sales import ProductSalesRow
 from tests.projections.projection_testing import MUG, POT, TEA
 
 SKUS = (TEA, MUG, POT)
