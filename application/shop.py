@@ -3,6 +3,8 @@
 It takes ids (as ``UUID`` or their text), SKUs, quantities and prices, and returns
 ids and immutable views; it never hands out an aggregate. Every method that
 changes something is one command on one aggregate, retried if it loses a race.
+It only turns its arguments into settings and values: ``application.bootstrap``
+builds and wires the parts it delegates to.
 """
 
 from __future__ import annotations
@@ -13,24 +15,16 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Self, TypedDict, Unpack
+from typing import Self, TypedDict, Unpack
 from uuid import UUID
 
-from application.audit.service import Audit
+from application.bootstrap import Hosting, Service, bootstrap
 from application.config import FaultPolicy, Settings
 from application.persistence.budget import time_budget
-from application.services import Carts, Inventory, Orders
 from application.services.aggregate_views import CartView, OrderView, StockView
 from application.services.audit_metadata import EventMetadata, acting_as
 from application.services.storage import storage_errors
-from application.shop_queries import ShopQueries
-from application.subscribers.dead_letters import DeadLetters
-from application.subscribers.hosting import Subscribers, open_view_store
-from application.subscribers.payment_deadline_ticker import (
-    Clock,
-    PaymentDeadlineTicker,
-    system_clock,
-)
+from application.subscribers.payment_deadline_ticker import Clock, system_clock
 from application.subscribers.rebuild import rebuild_projection
 from domain.errors import CommandOutcomeUnknownError
 from domain.values import parse_id, parse_text
@@ -87,45 +81,34 @@ class Shop:
         *,
         data_dir: str | Path | None = None,
         settings: Settings | None = None,
-        subscribers: Literal["embedded", "threads", "workers"] = "embedded",
+        subscribers: Hosting = "embedded",
         clock: Clock = system_clock,
         fault_policies: Mapping[str, FaultPolicy] | None = None,
         command_timeout_seconds: float | None = None,
     ) -> None:
-        self.settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        settings = settings or Settings.from_url(database_url, data_dir=data_dir)
         if command_timeout_seconds is not None:
-            self.settings = replace(
-                self.settings, command_timeout_seconds=command_timeout_seconds
+            settings = replace(
+                settings, command_timeout_seconds=command_timeout_seconds
             )
         if fault_policies:
-            self.settings = replace(
-                self.settings,
-                fault_policies={**self.settings.fault_policies, **fault_policies},
+            settings = replace(
+                settings, fault_policies={**settings.fault_policies, **fault_policies}
             )
-        self.inventory = Inventory(self.settings)
-        self.carts = Carts(self.settings)
-        self.orders = Orders(self.settings)
-        self.views = open_view_store(self.settings)
-        self.queries = ShopQueries(self.views)
-        self.services: dict[str, Carts | Orders | Inventory] = {
-            service.name: service for service in self._services
-        }
-        self.audit = Audit(self.views, self.services)
-        self.payment_deadlines = PaymentDeadlineTicker(self.orders, self.views, clock)
-        self.subscribers = Subscribers(
-            self.settings, self.services, self.views, self.payment_deadlines
-        )
-        self.dead_letters = DeadLetters(
-            self.services, self.views, self.subscribers.subscribers
-        )
-        if subscribers == "embedded":
-            self.subscribers.start_in_helper()
-        elif subscribers == "threads":
-            self.subscribers.start()
-
-    @property
-    def _services(self) -> tuple[Carts, Orders, Inventory]:
-        return (self.carts, self.orders, self.inventory)
+        self._parts = parts = bootstrap(settings, hosting=subscribers, clock=clock)
+        # Plain attributes, not properties: commands read them on every call,
+        # and a test may replace ``settings`` (its command timeout) on the fly.
+        self.settings = parts.settings
+        self.carts = parts.carts
+        self.orders = parts.orders
+        self.inventory = parts.inventory
+        self.services: dict[str, Service] = parts.services
+        self.views = parts.views
+        self.queries = parts.queries
+        self.audit = parts.audit
+        self.payment_deadlines = parts.payment_deadlines
+        self.subscribers = parts.subscribers
+        self.dead_letters = parts.dead_letters
 
     # -- products and stock --------------------------------------------------
 
@@ -225,7 +208,7 @@ class Shop:
         again. Raises a ``StorageUnavailableError`` while the database is
         still away."""
         with self._command({}):
-            for service in self._services:
+            for service in self.services.values():
                 if service.holds_write(error.written):
                     return True
         return False
@@ -260,7 +243,7 @@ class Shop:
 
     def log_heads(self) -> dict[str, int]:
         """Each service's newest notification-log position."""
-        return {service.name: service.log_head() for service in self._services}
+        return {name: service.log_head() for name, service in self.services.items()}
 
     def rebuild(
         self,
@@ -272,13 +255,10 @@ class Shop:
         """Rebuilds the read model ``name`` (or ``"all"``) from the event log
         into new tables while the current ones keep serving, compares them and,
         as ``mode`` says, switches readers over (see ``projections.shadow_rebuild``)."""
-        return rebuild_projection(self, name, mode=mode, progress=progress)
+        return rebuild_projection(self._parts, name, mode=mode, progress=progress)
 
     def close(self) -> None:
-        self.subscribers.stop()
-        for service in self._services:
-            service.close()
-        self.views.engine.dispose()
+        self._parts.close()
 
     def __enter__(self) -> Self:
         return self

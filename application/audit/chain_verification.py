@@ -2,25 +2,25 @@
 (what ``eventshop audit verify`` runs).
 
 Above both the keepers (``application.subscribers.chain_keeper``) and the
-hosting, which runs the keepers and opens the view store the chains are kept in.
+hosting, which runs the keepers; the view store the chains are kept in is opened
+by the composition root (``application.bootstrap``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 
+from application.bootstrap import SERVICE_CLASSES, open_views
 from application.config import Settings
-from application.services import Carts, Inventory, Orders
 from application.subscribers.chain_keeper import ChainKeeper
-from application.subscribers.hosting import open_view_store
 from projections.audit.chain import ChainStore, ChainVerdict
 
-SERVICE_CLASSES = (Carts, Orders, Inventory)
+__all__ = ["SERVICE_CLASSES", "open_chain_store", "verify_chains"]
 
 
 def open_chain_store(settings: Settings) -> ChainStore:
     """The chain table in the shop's view database, created if missing."""
-    chains = ChainStore(open_view_store(settings))
+    chains = ChainStore(open_views(settings))
     chains.create_schema()
     return chains
 

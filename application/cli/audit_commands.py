@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from application.audit.chain_verification import verify_chains
-from application.audit.service import (
+from application.bootstrap import ShopParts, bootstrap
+from application.cli.audit_rendering import (
     COLUMNS,
     MOVEMENT_COLUMNS,
     as_csv,
@@ -27,7 +28,6 @@ from application.audit.service import (
     trace_tree,
 )
 from application.cli.options import settings_from
-from application.shop import Shop
 from projections.audit.queries import AuditEvent
 
 
@@ -57,21 +57,21 @@ def audit_verify_command(args: argparse.Namespace, console: Console) -> int:
     return 0 if all(verdict.intact for verdict in verdicts.values()) else 1
 
 
-def _shop(args: argparse.Namespace) -> Shop:
+def _shop_parts(args: argparse.Namespace) -> ShopParts:
     # Reads only: the audit index is kept up to date by whoever runs the shop.
-    return Shop(settings=settings_from(args), subscribers="workers")
+    return bootstrap(settings_from(args), hosting="workers")
 
 
 def audit_history_command(args: argparse.Namespace, console: Console) -> int:
-    with _shop(args) as shop:
-        events = shop.audit.history(args.aggregate_id)
+    with _shop_parts(args) as parts:
+        events = parts.audit.history(args.aggregate_id)
     _print_events(console, args.output, f"History of {args.aggregate_id}", events)
     return 0 if events else 1
 
 
 def audit_events_command(args: argparse.Namespace, console: Console) -> int:
-    with _shop(args) as shop:
-        page = shop.audit.events(
+    with _shop_parts(args) as parts:
+        page = parts.audit.events(
             event_types=args.event_types,
             services=args.services,
             since=args.since,
@@ -90,8 +90,8 @@ def audit_events_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def audit_trace_command(args: argparse.Namespace, console: Console) -> int:
-    with _shop(args) as shop:
-        roots = shop.audit.trace(args.correlation_id)
+    with _shop_parts(args) as parts:
+        roots = parts.audit.trace(args.correlation_id)
     if args.output == "table":
         console.print(trace_tree(UUID(str(args.correlation_id)), roots))
     else:
@@ -101,8 +101,8 @@ def audit_trace_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def audit_stock_command(args: argparse.Namespace, console: Console) -> int:
-    with _shop(args) as shop:
-        movements = shop.audit.stock_movements(args.sku)
+    with _shop_parts(args) as parts:
+        movements = parts.audit.stock_movements(args.sku)
     if args.output == "table":
         console.print(movements_table(args.sku, movements))
     else:
@@ -112,8 +112,8 @@ def audit_stock_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def audit_state_command(args: argparse.Namespace, console: Console) -> int:
-    with _shop(args) as shop:
-        state = shop.audit.state(args.aggregate_id, version=args.version, at=args.at)
+    with _shop_parts(args) as parts:
+        state = parts.audit.state(args.aggregate_id, version=args.version, at=args.at)
     record = {
         "service": state.service,
         "aggregate_id": str(state.aggregate_id),

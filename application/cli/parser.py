@@ -2,8 +2,8 @@
 
 This module only parses: what it imports is light, so that ``eventshop
 --help`` and a refused argument answer at once. The commands themselves, and
-the storage drivers, services and rich they need, are in
-``application.cli.commands`` (and ``application.cli.audit_commands``), loaded once the
+the storage drivers, services and rich they need, are in one module per
+command group, gathered by ``application.cli.commands``, loaded once the
 arguments are good.
 """
 

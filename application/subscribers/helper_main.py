@@ -2,8 +2,9 @@
 subscribers (see ``application.subscribers.helper_process`` for the shop's side and
 the line between them).
 
-It opens a ``Shop`` of its own that hosts nothing, and hosts the subscribers
-beside it; so it sits above both the shop and the hosting, which start it.
+It opens the shop's services and view store of its own (from the composition
+root, ``application.bootstrap``) and hosts the subscribers over them; so it
+sits above both the root and the hosting, which start it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import signal
 import sys
 from types import FrameType
 
-from application.shop import Shop
+from application.bootstrap import open_stores
 from application.subscribers.helper_process import (
     cannot_signal_other_processes,
     read_settings,
@@ -37,13 +38,13 @@ def main() -> None:
     _stop_on_sigterm()
     stdin = sys.stdin.buffer
     settings, names = read_settings(stdin)
-    with Shop(settings=settings, subscribers="workers") as shop:
+    with open_stores(settings) as stores:
         databases = {
-            index: shop.services[name].recorder.datastore.pool.db_name  # type: ignore[attr-defined]
+            index: stores.services[name].recorder.datastore.pool.db_name  # type: ignore[attr-defined]
             for index, name in enumerate(names)
-            if cannot_signal_other_processes(shop.services[name])
+            if cannot_signal_other_processes(stores.services[name])
         }
-        hosted = Subscribers(settings, shop.services, shop.views)
+        hosted = Subscribers(settings, stores.services, stores.views)
         hosted.start()
         try:
             relay_writes(stdin, databases)

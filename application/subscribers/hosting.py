@@ -22,7 +22,6 @@ from eventsourcing.application import Application
 from eventsourcing.utils import get_topic
 
 from application.config import FaultPolicy, Settings
-from application.persistence.connections import application_name
 from application.services import Inventory, Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from application.subscribers.chain_keeper import ChainKeeper
@@ -44,7 +43,6 @@ from projections.read_model_subscriber import ReadModelSubscriber
 from projections.read_models.catalog import READ_MODELS
 from projections.read_models.payment_deadlines import PaymentDeadlines
 from projections.store import ViewStore
-from projections.store.engine import postgres_engine, sqlite_engine
 
 
 class SubscriberFailedError(RuntimeError):
@@ -54,33 +52,6 @@ class SubscriberFailedError(RuntimeError):
         self.subscriber = subscriber
         self.error = error
         super().__init__(f"subscriber {subscriber} failed: {error!r}")
-
-
-def open_view_store(settings: Settings) -> ViewStore:
-    """The view database of a shop, with its schema created if missing."""
-    if settings.engine == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = sqlite_engine(
-            settings.data_dir / "views.sqlite3",
-            lock_timeout=settings.lock_timeout_seconds,
-        )
-    else:
-        pg = settings.postgres
-        assert pg is not None
-        engine = postgres_engine(
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password,
-            dbname=pg.dbname,
-            schema=pg.schema,
-            pool_size=settings.pool_size,
-            max_overflow=settings.pool_max_overflow,
-            application_name=application_name("views"),
-        )
-    store = ViewStore(engine, READ_MODELS)
-    store.create_schema()
-    return store
 
 
 @dataclass(frozen=True)

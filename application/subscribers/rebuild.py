@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
+from application.bootstrap import open_stores
 from application.config import Settings
-from application.services import Carts, Inventory, Orders
-from application.subscribers.hosting import open_view_store
 from application.subscribers.shared_log import decoded, undecodable
 from projections.read_model import ReadModel
 from projections.read_models.catalog import READ_MODELS, read_model_named
@@ -29,19 +28,14 @@ ALL_READ_MODELS = "all"
 
 
 class OpenStores(Protocol):
-    """What rebuilding needs of an open shop (a ``Shop`` is one): its view
-    store and its services, by name."""
+    """What rebuilding needs of an open shop (``ShopParts`` and ``Stores`` are
+    one, as is a ``Shop``): its view store and its services, by name."""
 
     @property
     def views(self) -> ViewStore: ...
 
     @property
     def services(self) -> Mapping[str, Application[Any]]: ...
-
-
-_SERVICE_CLASSES: dict[str, type[Carts | Orders | Inventory]] = {
-    service.name: service for service in (Carts, Orders, Inventory)
-}
 
 
 class ServiceEventSource:
@@ -115,12 +109,7 @@ def _store_and_services(
     if not isinstance(target, Settings):
         yield target.views, target.services
         return
-    with ExitStack() as opened:
-        services: dict[str, Application[Any]] = {}
-        for service_name in {projection.follows for projection in projections}:
-            service = _SERVICE_CLASSES[service_name](target)
-            opened.callback(service.close)
-            services[service_name] = service
-        store = open_view_store(target)
-        opened.callback(store.engine.dispose)
-        yield store, services
+    # Only the services the read models follow: a rebuild of one opens one.
+    followed = {projection.follows for projection in projections}
+    with open_stores(target, followed) as stores:
+        yield stores.views, stores.services

@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from application import cli
-from application.cli import commands as cli_commands
+from application.cli import demo_commands as cli_commands
 from application.config import (
     DATABASE_URL_VARIABLE,
     ConfigurationError,

@@ -15,8 +15,8 @@ from uuid import UUID
 import pytest
 
 from application import Shop
-from application.audit.service import (
-    AggregateNotInLogError,
+from application.audit.service import AggregateNotInLogError
+from application.cli.audit_rendering import (
     as_csv,
     as_jsonl,
     event_record,

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from application.subscribers.hosting import open_view_store
+from application.bootstrap import open_views
 from domain import ShopError
 from domain.allocation import Allocation
 from domain.cart import Cart
@@ -248,7 +248,7 @@ def store(
 ) -> Iterator[ViewStore]:
     """One view store per engine for every example."""
     with settings_on(request.param, tmp_path_factory.mktemp("batching")) as settings:
-        opened = open_view_store(settings)
+        opened = open_views(settings)
         try:
             yield opened
         finally:

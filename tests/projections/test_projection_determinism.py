@@ -9,8 +9,8 @@ from uuid import uuid4
 
 import pytest
 
+from application.bootstrap import open_views
 from application.config import Settings
-from application.subscribers.hosting import open_view_store
 from domain.cart import Cart
 from domain.inventory import InventoryItem
 from projections.audit.indexes import AuditIndex
@@ -138,7 +138,7 @@ def test_batches_of_any_size_give_the_same_rows(
 
 
 def test_two_generations_of_every_projection_coexist(settings: Settings) -> None:
-    store = open_view_store(settings)
+    store = open_views(settings)
     try:
         for projection in READ_MODELS:
             store.create_generation(projection, 2)

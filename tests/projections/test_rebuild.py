@@ -23,10 +23,10 @@ from sqlalchemy import (
     update,
 )
 
+from application.bootstrap import open_views
 from application.cli import main
 from application.config import Settings
 from application.shop import Shop
-from application.subscribers.hosting import open_view_store
 from application.subscribers.rebuild import ServiceEventSource, rebuild_projection
 from domain.values import inventory_item_id
 from projections.read_model import generation_tables
@@ -284,7 +284,7 @@ def test_a_first_batch_racing_a_switch_waits_for_it_then_writes_nothing(
 ) -> None:
     """A live generation without a tracking row yet has no position to lock:
     the registry row is what orders a switch and a live batch."""
-    store = open_view_store(settings)
+    store = open_views(settings)
     try:
         shadow = store.reserve_generation(StockLevels)
         results: list[bool] = []

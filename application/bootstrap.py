@@ -1,0 +1,222 @@
+"""The composition root: the one place that builds a shop's object graph from
+its settings.
+
+``bootstrap`` opens everything a shop is (the three services, the view store,
+the queries, the audit, the payment-deadline ticker, the subscribers and the
+dead letters) and, as ``hosting`` says, starts its subscribers; ``Shop`` is a
+facade over what it returns, and the command line uses it directly. Callers
+that need only part of the graph open only that: ``open_services``,
+``open_views``, or both as ``open_stores``.
+
+Its parameters are what tests replace: the settings (fault policies, timeouts,
+storage), the clock payment deadlines are judged by, and where the
+subscribers run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, Self, TypeVar
+
+from application.audit.service import Audit
+from application.config import Settings
+from application.persistence.connections import application_name
+from application.services import Carts, Inventory, Orders
+from application.shop_queries import ShopQueries
+from application.subscribers.dead_letters import DeadLetters
+from application.subscribers.hosting import Subscribers
+from application.subscribers.payment_deadline_ticker import (
+    Clock,
+    PaymentDeadlineTicker,
+    system_clock,
+)
+from projections.read_models.catalog import READ_MODELS
+from projections.store import ViewStore
+from projections.store.engine import postgres_engine, sqlite_engine
+
+Hosting = Literal["embedded", "threads", "workers"]
+"""Where a shop's subscribers run: in a helper process it starts
+(``"embedded"``), in its own threads (``"threads"``), or elsewhere, in
+``eventshop worker`` processes, so that this one starts none (``"workers"``)."""
+
+Service = Carts | Orders | Inventory
+S = TypeVar("S", Carts, Orders, Inventory)
+
+# In the order of ``Shop.services`` (and of the CLI's service names).
+SERVICE_CLASSES: tuple[type[Carts], type[Orders], type[Inventory]] = (
+    Carts,
+    Orders,
+    Inventory,
+)
+
+
+def open_views(settings: Settings) -> ViewStore:
+    """The view database of a shop, with its schema created if missing."""
+    if settings.engine == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = sqlite_engine(
+            settings.data_dir / "views.sqlite3",
+            lock_timeout=settings.lock_timeout_seconds,
+        )
+    else:
+        pg = settings.postgres
+        assert pg is not None
+        engine = postgres_engine(
+            host=pg.host,
+            port=pg.port,
+            user=pg.user,
+            password=pg.password,
+            dbname=pg.dbname,
+            schema=pg.schema,
+            pool_size=settings.pool_size,
+            max_overflow=settings.pool_max_overflow,
+            application_name=application_name("views"),
+        )
+    store = ViewStore(engine, READ_MODELS)
+    store.create_schema()
+    return store
+
+
+def open_services(
+    settings: Settings, names: Collection[str] | None = None
+) -> dict[str, Service]:
+    """The shop's services (or those ``names`` names), by name, in the order
+    of ``SERVICE_CLASSES``; the caller closes them. Should one fail to open,
+    those already opened are closed."""
+    wanted = [
+        service for service in SERVICE_CLASSES if names is None or service.name in names
+    ]
+    unknown = set(names or ()) - {service.name for service in wanted}
+    if unknown:
+        known = ", ".join(service.name for service in SERVICE_CLASSES)
+        raise LookupError(f"no service named {sorted(unknown)} (known: {known})")
+    with ExitStack() as opened:
+        services: dict[str, Service] = {}
+        for service_class in wanted:
+            service = service_class(settings)
+            opened.callback(service.close)
+            services[service.name] = service
+        opened.pop_all()
+        return services
+
+
+@dataclass(frozen=True)
+class Stores:
+    """A shop's services and view store, without the rest of its graph: what
+    a worker, a rebuild or the helper process runs against."""
+
+    services: dict[str, Service]
+    views: ViewStore
+
+    def close(self) -> None:
+        for service in self.services.values():
+            service.close()
+        self.views.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def open_stores(settings: Settings, names: Collection[str] | None = None) -> Stores:
+    """The services (or those named) and the view store of a shop."""
+    services = open_services(settings, names)
+    try:
+        views = open_views(settings)
+    except BaseException:
+        for service in services.values():
+            service.close()
+        raise
+    return Stores(services, views)
+
+
+@dataclass(frozen=True)
+class ShopParts:
+    """Everything a shop is, built and wired by ``bootstrap``; ``close``
+    stops its subscribers and releases its connections."""
+
+    settings: Settings
+    carts: Carts
+    orders: Orders
+    inventory: Inventory
+    services: dict[str, Service]
+    views: ViewStore
+    queries: ShopQueries
+    audit: Audit
+    payment_deadlines: PaymentDeadlineTicker
+    subscribers: Subscribers
+    dead_letters: DeadLetters
+
+    def close(self) -> None:
+        # The subscribers first: they write to the services and the views.
+        self.subscribers.stop()
+        for service in self.services.values():
+            service.close()
+        self.views.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def bootstrap(
+    settings: Settings, *, hosting: Hosting, clock: Clock = system_clock
+) -> ShopParts:
+    """A shop's whole graph over the store ``settings`` names, its subscribers
+    started as ``hosting`` says; ``clock`` is the time the payment-deadline
+    ticker judges deadlines by. Should a part fail to open or start, what was
+    opened is released before the error propagates."""
+    stores = open_stores(settings)
+    try:
+        services = stores.services
+        orders = _service(services, Orders)
+        payment_deadlines = PaymentDeadlineTicker(orders, stores.views, clock)
+        subscribers = Subscribers(settings, services, stores.views, payment_deadlines)
+        parts = ShopParts(
+            settings=settings,
+            carts=_service(services, Carts),
+            orders=orders,
+            inventory=_service(services, Inventory),
+            services=services,
+            views=stores.views,
+            queries=ShopQueries(stores.views),
+            audit=Audit(stores.views, services),
+            payment_deadlines=payment_deadlines,
+            subscribers=subscribers,
+            dead_letters=DeadLetters(services, stores.views, subscribers.subscribers),
+        )
+    except BaseException:
+        stores.close()
+        raise
+    try:
+        if hosting == "embedded":
+            subscribers.start_in_helper()
+        elif hosting == "threads":
+            subscribers.start()
+    except BaseException:
+        parts.close()
+        raise
+    return parts
+
+
+def _service(services: Mapping[str, Service], kind: type[S]) -> S:
+    service = services[kind.name]
+    assert isinstance(service, kind)
+    return service
