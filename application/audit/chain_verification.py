@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from application.config import Settings
-from application.services import Carts, Inventory, Orders
 from application.subscribers.chain_keeper import ChainKeeper
 from application.subscribers.hosting import open_view_store
+from application.topology import TOPOLOGY
 from projections.audit.chain import ChainStore, ChainVerdict
-
-SERVICE_CLASSES = (Carts, Orders, Inventory)
 
 
 def open_chain_store(settings: Settings) -> ChainStore:
@@ -34,7 +32,7 @@ def verify_chains(
     """Verifies the log of every service (or of those named, in any case)
     against its chain, having first chained what is new, unless told not to
     (so a store never checkpointed before gets its chain)."""
-    known = {service.name.lower(): service for service in SERVICE_CLASSES}
+    known = {service.name.lower(): service.application for service in TOPOLOGY.services}
     wanted = [name.lower() for name in services or known]
     unknown = [name for name in wanted if name not in known]
     if unknown:

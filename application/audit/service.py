@@ -25,6 +25,7 @@ from eventsourcing.domain import Aggregate
 from rich.table import Table
 from rich.tree import Tree
 
+from application.service_names import SERVICE_NAMES
 from domain.errors import InvalidInputError, NotFoundError
 from domain.values import (
     parse_id,
@@ -48,7 +49,6 @@ from projections.audit.queries import (
 from projections.store import ViewStore
 
 OutputFormat = Literal["table", "jsonl", "csv"]
-SERVICES = ("Carts", "Orders", "Inventory")
 
 
 class AggregateNotInLogError(NotFoundError):
@@ -85,7 +85,7 @@ class Audit:
     def history(self, aggregate_id: UUID | str) -> tuple[AuditEvent, ...]:
         """Every event of one aggregate (of any service), oldest first."""
         wanted = parse_id(aggregate_id, "aggregate_id")
-        for service in SERVICES:
+        for service in SERVICE_NAMES:
             events = history(self._views, service, wanted)
             if events:
                 return events
@@ -226,10 +226,12 @@ def _parse_flag(value: object, field: str) -> bool:
 
 
 def _parse_service(name: object) -> str:
-    for service in SERVICES:
+    for service in SERVICE_NAMES:
         if isinstance(name, str) and name.lower() == service.lower():
             return service
-    raise InvalidInputError("service", name, f"must be one of {', '.join(SERVICES)}")
+    raise InvalidInputError(
+        "service", name, f"must be one of {', '.join(SERVICE_NAMES)}"
+    )
 
 
 def _parse_event_type(name: object) -> str:

@@ -45,7 +45,6 @@ from application.shop import Shop
 from application.subscribers.dead_letters import DEFAULT_DISCARD_REASON
 from application.subscribers.hosting import (
     SubscriberFailedError,
-    declared_subscribers,
     run_worker,
     worker_groups,
 )
@@ -284,14 +283,13 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def topology_command(args: argparse.Namespace, console: Console) -> int:
-    subscribers = declared_subscribers()
     if args.mermaid:
-        print(topology_mermaid(subscribers))
+        print(topology_mermaid())
         return 0
     table = Table(title="Event type -> subscribers")
     table.add_column("event type")
     table.add_column("subscribers")
-    for event_type, names in topology(subscribers).items():
+    for event_type, names in topology().items():
         table.add_row(event_type, ", ".join(names))
     console.print(table)
     return 0

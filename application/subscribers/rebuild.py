@@ -11,11 +11,10 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from application.config import Settings
-from application.services import Carts, Inventory, Orders
 from application.subscribers.hosting import open_view_store
 from application.subscribers.shared_log import decoded, undecodable
+from application.topology import TOPOLOGY
 from projections.read_model import ReadModel
-from projections.read_models.catalog import READ_MODELS, read_model_named
 from projections.shadow_rebuild import (
     DEFAULT_BATCH_SIZE,
     ProgressCallback,
@@ -37,11 +36,6 @@ class OpenStores(Protocol):
 
     @property
     def services(self) -> Mapping[str, Application[Any]]: ...
-
-
-_SERVICE_CLASSES: dict[str, type[Carts | Orders | Inventory]] = {
-    service.name: service for service in (Carts, Orders, Inventory)
-}
 
 
 class ServiceEventSource:
@@ -74,11 +68,11 @@ class ServiceEventSource:
 
 
 def read_models_named(name: str) -> tuple[type[ReadModel], ...]:
-    """The projection called ``name``, or every one for ``"all"``; raises
-    LookupError naming the known ones."""
+    """The projection called ``name``, or every one for ``"all"``, as the
+    topology lists them; raises LookupError naming the known ones."""
     if name == ALL_READ_MODELS:
-        return READ_MODELS
-    return (read_model_named(name),)
+        return TOPOLOGY.read_model_classes
+    return (TOPOLOGY.read_model_named(name).read_model,)
 
 
 def rebuild_projection(
@@ -99,7 +93,7 @@ def rebuild_projection(
             rebuild(
                 store,
                 projection,
-                ServiceEventSource(services[projection.follows]),
+                ServiceEventSource(services[TOPOLOGY.follows(projection).name]),
                 mode=mode,
                 progress=progress,
                 batch_size=batch_size,
@@ -117,8 +111,8 @@ def _store_and_services(
         return
     with ExitStack() as opened:
         services: dict[str, Application[Any]] = {}
-        for service_name in {projection.follows for projection in projections}:
-            service = _SERVICE_CLASSES[service_name](target)
+        for service_name in {TOPOLOGY.follows(p).name for p in projections}:
+            service = TOPOLOGY.service_named(service_name).application(target)
             opened.callback(service.close)
             services[service_name] = service
         store = open_view_store(target)
