@@ -15,9 +15,7 @@ import pytest
 
 import application
 from application import config, shop
-from application.audit.chain_verification import SERVICE_CLASSES
 from application.cli.commands import COMMANDS
-from application.cli.options import SERVICE_NAMES
 from application.cli.parser import build_parser
 from application.services import aggregate_views as dto
 from tests.support.import_graph import (
@@ -136,10 +134,6 @@ def handler_names(parser: argparse.ArgumentParser) -> list[str]:
             for subparser in action.choices.values():
                 names.extend(handler_names(subparser))
     return names
-
-
-def test_the_cli_names_the_services_as_they_name_themselves() -> None:
-    assert tuple(service.name for service in SERVICE_CLASSES) == SERVICE_NAMES
 
 
 def test_the_domain_tests_import_neither_projections_nor_application() -> None:

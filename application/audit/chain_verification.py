@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from application.bootstrap import SERVICE_CLASSES, open_views
+from application.bootstrap import open_views
 from application.config import Settings
 from application.subscribers.chain_keeper import ChainKeeper
+from application.topology import TOPOLOGY
 from projections.audit.chain import ChainStore, ChainVerdict
-
-__all__ = ["SERVICE_CLASSES", "open_chain_store", "verify_chains"]
 
 
 def open_chain_store(settings: Settings) -> ChainStore:
@@ -34,7 +33,7 @@ def verify_chains(
     """Verifies the log of every service (or of those named, in any case)
     against its chain, having first chained what is new, unless told not to
     (so a store never checkpointed before gets its chain)."""
-    known = {service.name.lower(): service for service in SERVICE_CLASSES}
+    known = {service.name.lower(): service.application for service in TOPOLOGY.services}
     wanted = [name.lower() for name in services or known]
     unknown = [name for name in wanted if name not in known]
     if unknown:

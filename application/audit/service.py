@@ -21,6 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
+from application.service_names import SERVICE_NAMES
 from domain.errors import InvalidInputError, NotFoundError
 from domain.values import (
     parse_id,
@@ -42,8 +43,6 @@ from projections.audit.queries import (
     trace,
 )
 from projections.store import ViewStore
-
-SERVICES = ("Carts", "Orders", "Inventory")
 
 
 class AggregateNotInLogError(NotFoundError):
@@ -80,7 +79,7 @@ class Audit:
     def history(self, aggregate_id: UUID | str) -> tuple[AuditEvent, ...]:
         """Every event of one aggregate (of any service), oldest first."""
         wanted = parse_id(aggregate_id, "aggregate_id")
-        for service in SERVICES:
+        for service in SERVICE_NAMES:
             events = history(self._views, service, wanted)
             if events:
                 return events
@@ -221,10 +220,12 @@ def _parse_flag(value: object, field: str) -> bool:
 
 
 def _parse_service(name: object) -> str:
-    for service in SERVICES:
+    for service in SERVICE_NAMES:
         if isinstance(name, str) and name.lower() == service.lower():
             return service
-    raise InvalidInputError("service", name, f"must be one of {', '.join(SERVICES)}")
+    raise InvalidInputError(
+        "service", name, f"must be one of {', '.join(SERVICE_NAMES)}"
+    )
 
 
 def _parse_event_type(name: object) -> str:

@@ -7,10 +7,16 @@ import argparse
 from collections.abc import Callable, Collection
 
 from application.config import Settings
+from application.service_names import SERVICE_NAMES
 
-SERVICE_NAMES = ("Carts", "Orders", "Inventory")
-"""The services' names, as their logs are known by, spelt out so that parsing
-loads no service (``tests/test_architecture.py`` holds them to the classes')."""
+__all__ = [
+    "SERVICE_NAMES",
+    "add_storage_options",
+    "int_between",
+    "one_of",
+    "positive_int",
+    "settings_from",
+]
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:

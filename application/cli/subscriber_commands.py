@@ -19,7 +19,6 @@ from application.config import FaultPolicy
 from application.persistence.transient import Outage, is_transient, waiting_reason
 from application.subscribers.hosting import (
     SubscriberFailedError,
-    declared_subscribers,
     run_worker,
 )
 from application.subscribers.status import (
@@ -128,14 +127,13 @@ def status_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def topology_command(args: argparse.Namespace, console: Console) -> int:
-    subscribers = declared_subscribers()
     if args.mermaid:
-        print(topology_mermaid(subscribers))
+        print(topology_mermaid())
         return 0
     table = Table(title="Event type -> subscribers")
     table.add_column("event type")
     table.add_column("subscribers")
-    for event_type, names in topology(subscribers).items():
+    for event_type, names in topology().items():
         table.add_row(event_type, ", ".join(names))
     console.print(table)
     return 0

@@ -11,7 +11,7 @@ from eventsourcing.domain import MutableOrImmutableAggregate
 
 from application.services.aggregate_views import StockView
 from application.services.batch import Batch, LoadedSoFar, needs
-from application.services.process import ProcessService, Subscription
+from application.services.process import ProcessService
 from domain.allocation import Allocation, AllocationStatus, allocation_id
 from domain.errors import ProductAlreadyRegisteredError, ProductNotFoundError
 from domain.inventory import InventoryItem
@@ -42,13 +42,6 @@ class Inventory(ProcessService[InventoryItem, str]):
     releases or commits it when the order is cancelled or shipped."""
 
     aggregate_class = InventoryItem
-    subscriptions = (
-        Subscription(
-            "allocation",
-            follows="Orders",
-            event_types=(Order.Placed, Order.Cancelled, Order.Shipped),
-        ),
-    )
     # Busy SKUs collect long histories of reservations; a snapshot every 50
     # events bounds what a command has to replay.
     snapshotting_intervals: ClassVar[

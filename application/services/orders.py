@@ -9,7 +9,7 @@ from uuid import UUID
 
 from application.services.aggregate_views import OrderView
 from application.services.batch import Batch, LoadedSoFar, needs
-from application.services.process import ProcessService, Subscription
+from application.services.process import ProcessService
 from domain.allocation import Allocation
 from domain.cart import Cart
 from domain.errors import OrderNotFoundError
@@ -33,14 +33,6 @@ class Orders(ProcessService[Order, UUID]):
     Inventory has answered."""
 
     aggregate_class = Order
-    subscriptions = (
-        Subscription("checkout", follows="Carts", event_types=(Cart.CheckedOut,)),
-        Subscription(
-            "confirmation",
-            follows="Inventory",
-            event_types=(Allocation.Reserved, Allocation.Refused),
-        ),
-    )
 
     def aggregate_id(self, key: UUID) -> UUID:
         return key

@@ -1,8 +1,9 @@
 """Process managers: services that react to other services' events.
 
-A process service (Orders, Inventory) declares its subscriptions (a name, the
-service it follows, the event types it reacts to) and one reaction per event
-type, marked with :func:`projections.read_model.handles`. A runner feeds it batches of
+A process service (Orders, Inventory) declares one reaction per event type,
+marked with :func:`projections.read_model.handles`; which of its process
+managers follows which service, and so which reactions each one feeds, is the
+topology's to say (``application.topology``). A runner feeds it batches of
 those events; every aggregate the reactions change, and the position the batch
 brings the subscription to, are recorded in ONE transaction of the service's own
 store, and only if the position is still the one the batch started from. So a
@@ -70,11 +71,16 @@ class TrackingProcessRecorder(Protocol):
 
 @dataclass(frozen=True)
 class Subscription:
-    """One stream a process service reacts to."""
+    """One stream a process service reacts to: what ``application.topology``
+    derives for one of its process managers."""
 
     name: str
     follows: str
     event_types: tuple[type, ...]
+
+    @property
+    def topics(self) -> frozenset[str]:
+        return frozenset(get_topic(kind) for kind in self.event_types)
 
 
 Reaction = Callable[[Any, Any, Batch], None]
@@ -83,7 +89,6 @@ Reaction = Callable[[Any, Any, Batch], None]
 class ProcessService(ShopService[A, K]):
     """A service whose store also records how far it has reacted to others."""
 
-    subscriptions: ClassVar[tuple[Subscription, ...]] = ()
     _reactions: ClassVar[dict[type, Reaction]] = {}
     _needs: ClassVar[dict[type, Needs]] = {}
 
@@ -97,6 +102,11 @@ class ProcessService(ShopService[A, K]):
             ids: Needs | None = getattr(cls._reactions[event_type], "__needs__", None)
             if ids is not None:
                 cls._needs[event_type] = ids
+
+    @classmethod
+    def event_types(cls) -> tuple[type, ...]:
+        """The event types its reactions handle, in order of declaration."""
+        return tuple(cls._reactions)
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -188,7 +198,7 @@ class ProcessSubscriber:
 
     @property
     def topics(self) -> frozenset[str]:
-        return frozenset(get_topic(kind) for kind in self.subscription.event_types)
+        return self.subscription.topics
 
     @property
     def actor(self) -> str:

@@ -14,15 +14,13 @@ import socket
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.utils import get_topic
 
 from application.config import FaultPolicy, Settings
-from application.services import Inventory, Orders
+from application.services import Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from application.subscribers.chain_keeper import ChainKeeper
 from application.subscribers.helper_process import SubscriberProcess
@@ -38,9 +36,9 @@ from application.subscribers.runner import (
     SubscriberRunner,
 )
 from application.subscribers.shared_log import SharedLog, shared_log
+from application.topology import TOPOLOGY, SubscriberSpec
 from projections.audit.chain import ChainStore
 from projections.read_model_subscriber import ReadModelSubscriber
-from projections.read_models.catalog import READ_MODELS
 from projections.read_models.payment_deadlines import PaymentDeadlines
 from projections.store import ViewStore
 
@@ -54,41 +52,10 @@ class SubscriberFailedError(RuntimeError):
         super().__init__(f"subscriber {subscriber} failed: {error!r}")
 
 
-@dataclass(frozen=True)
-class SubscriberSpec:
-    """What a subscriber reads, without anything to run it with."""
-
-    name: str
-    follows: str
-    topics: frozenset[str]
-
-
-PROCESS_SERVICES: tuple[type[ProcessService[Any, Any]], ...] = (Orders, Inventory)
-PROCESS_MANAGER_NAMES = frozenset(
-    subscription.name
-    for service in PROCESS_SERVICES
-    for subscription in service.subscriptions
-)
-
-
 def declared_subscribers() -> list[SubscriberSpec]:
     """Every subscriber of a shop: process managers first, then read models, in
-    order of declaration (no database needed)."""
-    return [
-        *(
-            SubscriberSpec(
-                subscription.name,
-                subscription.follows,
-                frozenset(get_topic(kind) for kind in subscription.event_types),
-            )
-            for service in PROCESS_SERVICES
-            for subscription in service.subscriptions
-        ),
-        *(
-            SubscriberSpec(projection.name, projection.follows, projection.topics())
-            for projection in READ_MODELS
-        ),
-    ]
+    order of declaration in the topology (no database needed)."""
+    return TOPOLOGY.declared()
 
 
 def worker_groups() -> list[list[str]]:
@@ -100,9 +67,9 @@ def worker_groups() -> list[list[str]]:
     for subscriber in declared_subscribers():
         group = (
             "audit"
-            if subscriber.name.startswith("audit_")
+            if TOPOLOGY.is_audit_index(subscriber.name)
             else "process"
-            if subscriber.name in PROCESS_MANAGER_NAMES
+            if TOPOLOGY.is_process_manager(subscriber.name)
             else "views"
         )
         groups.setdefault(group, []).append(subscriber.name)
@@ -112,15 +79,16 @@ def worker_groups() -> list[list[str]]:
 def all_subscribers(
     services: Mapping[str, Application[Any]], store: ViewStore
 ) -> list[Subscriber]:
-    """Every subscriber of a shop, ready to run against its services and views."""
+    """Every subscriber of a shop, as the topology declares them, ready to run
+    against its services and views (a process manager only if its service is
+    among ``services``)."""
     processes: list[Subscriber] = [
-        ProcessSubscriber(service, subscription, store.report)
-        for service in services.values()
-        if isinstance(service, ProcessService)
-        for subscription in service.subscriptions
+        ProcessSubscriber(service, TOPOLOGY.subscription(manager), store.report)
+        for manager in TOPOLOGY.process_managers
+        if isinstance(service := services.get(manager.service.name), ProcessService)
     ]
     projections: list[Subscriber] = [
-        ReadModelSubscriber(projection, store) for projection in READ_MODELS
+        ReadModelSubscriber(entry.read_model, store) for entry in TOPOLOGY.read_models
     ]
     return processes + projections
 

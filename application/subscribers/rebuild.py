@@ -13,8 +13,8 @@ from eventsourcing.persistence import Notification
 from application.bootstrap import open_stores
 from application.config import Settings
 from application.subscribers.shared_log import decoded, undecodable
+from application.topology import TOPOLOGY
 from projections.read_model import ReadModel
-from projections.read_models.catalog import READ_MODELS, read_model_named
 from projections.shadow_rebuild import (
     DEFAULT_BATCH_SIZE,
     ProgressCallback,
@@ -68,11 +68,11 @@ class ServiceEventSource:
 
 
 def read_models_named(name: str) -> tuple[type[ReadModel], ...]:
-    """The projection called ``name``, or every one for ``"all"``; raises
-    LookupError naming the known ones."""
+    """The projection called ``name``, or every one for ``"all"``, as the
+    topology lists them; raises LookupError naming the known ones."""
     if name == ALL_READ_MODELS:
-        return READ_MODELS
-    return (read_model_named(name),)
+        return TOPOLOGY.read_model_classes
+    return (TOPOLOGY.read_model_named(name).read_model,)
 
 
 def rebuild_projection(
@@ -93,7 +93,7 @@ def rebuild_projection(
             rebuild(
                 store,
                 projection,
-                ServiceEventSource(services[projection.follows]),
+                ServiceEventSource(services[TOPOLOGY.follows(projection).name]),
                 mode=mode,
                 progress=progress,
                 batch_size=batch_size,
@@ -110,6 +110,6 @@ def _store_and_services(
         yield target.views, target.services
         return
     # Only the services the read models follow: a rebuild of one opens one.
-    followed = {projection.follows for projection in projections}
+    followed = {TOPOLOGY.follows(projection).name for projection in projections}
     with open_stores(target, followed) as stores:
         yield stores.views, stores.services

@@ -17,6 +17,7 @@ from application.subscribers.shared_log import (
     decoded,
     undecodable,
 )
+from application.topology import TOPOLOGY
 from projections.store import SubscriberReport
 
 # A subscriber whose last heartbeat is older than this is taken to be gone.
@@ -181,8 +182,12 @@ def event_type_name(topic: str) -> str:
     return topic.partition(":")[2] or topic
 
 
-def topology(subscribers: Sequence[Declared]) -> dict[str, list[str]]:
-    """The map "event type -> subscribers", event types sorted by name."""
+def topology(subscribers: Sequence[Declared] | None = None) -> dict[str, list[str]]:
+    """The map "event type -> subscribers", event types sorted by name, of
+    ``subscribers`` (default: the shop's, as ``application.topology`` declares
+    them)."""
+    if subscribers is None:
+        subscribers = TOPOLOGY.declared()
     readers: dict[str, list[str]] = defaultdict(list)
     for subscriber in subscribers:
         for topic in subscriber.topics:
@@ -190,8 +195,11 @@ def topology(subscribers: Sequence[Declared]) -> dict[str, list[str]]:
     return {event_type: readers[event_type] for event_type in sorted(readers)}
 
 
-def topology_mermaid(subscribers: Sequence[Declared]) -> str:
-    """A Mermaid flowchart: service -> event type -> subscriber."""
+def topology_mermaid(subscribers: Sequence[Declared] | None = None) -> str:
+    """A Mermaid flowchart: service -> event type -> subscriber, of
+    ``subscribers`` (default: the shop's, as the topology declares them)."""
+    if subscribers is None:
+        subscribers = TOPOLOGY.declared()
     lines = ["flowchart LR"]
     services = sorted({subscriber.follows for subscriber in subscribers})
     for service in services:

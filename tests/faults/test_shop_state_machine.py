@@ -45,7 +45,7 @@ from hypothesis.stateful import (
 )
 
 from application import Shop
-from application.services.process import ProcessService
+from application.topology import TOPOLOGY
 from domain.allocation import Allocation, allocation_id
 from domain.errors import (
     CartClosedError,
@@ -247,12 +247,7 @@ class ShopMachine(RuleBasedStateMachine):
         self.tag = uuid.uuid4().hex[:10].upper()
         # The process managers (checkout, allocation, confirmation): the
         # subscribers that write events.
-        self.saga = [
-            subscription.name
-            for service in self.shop.services.values()
-            if isinstance(service, ProcessService)
-            for subscription in service.subscriptions
-        ]
+        self.saga = [manager.name for manager in TOPOLOGY.process_managers]
 
     # -- helpers -------------------------------------------------------------
 

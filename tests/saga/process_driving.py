@@ -17,6 +17,7 @@ from application.config import Settings
 from application.services import Carts, Inventory, Orders
 from application.services.loading import DEFAULT_CACHE_SIZE
 from application.services.process import ProcessSubscriber
+from application.topology import TOPOLOGY
 from tests.conftest import postgres_url, temporary_postgres_schema
 
 SAGA_ORDER = ("checkout", "allocation", "confirmation")
@@ -44,12 +45,15 @@ class Services:
             Orders(settings),
             Inventory(settings),
         )
+        services = {service.name: service for service in (orders, inventory)}
         subscribers = {
-            subscription.name: ProcessSubscriber(
-                service, subscription, ignore_report, cache_size
+            manager.name: ProcessSubscriber(
+                services[manager.service.name],
+                TOPOLOGY.subscription(manager),
+                ignore_report,
+                cache_size,
             )
-            for service in (orders, inventory)
-            for subscription in service.subscriptions
+            for manager in TOPOLOGY.process_managers
         }
         return cls(carts, orders, inventory, subscribers)
 
