@@ -1,9 +1,10 @@
 """Keeping and verifying the hash chains over the services' event logs.
 
 A :class:`ChainKeeper` chains one service's stored events as its log grows
-(``run`` in a thread of its own, or ``extend_now`` once) and verifies its log
-against its chain (see ``projections.audit.chain``;
-``application.audit.chain_verification`` verifies every service's).
+(a background worker in a thread of its own: ``start``, ``stop``; or
+``extend_now`` once) and verifies its log against its chain (see
+``projections.audit.chain``; ``application.audit.chain_verification``
+verifies every service's).
 
 A chain vouches for events as they were when chained: an event altered, or
 written straight into the table, before its keeper reached it is chained as it
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -24,12 +24,10 @@ from eventsourcing.persistence import Notification
 
 from application.config import Batching
 from application.persistence.paging import notification_pages
-from application.persistence.transient import (
-    Outage,
-    Report,
-    lead_through_outages,
-)
-from application.subscribers.runner import HEARTBEAT_SECONDS, Leadership, Pace, Unshared
+from application.persistence.transient import Outage, Report
+from application.subscribers.background import BackgroundWorker
+from application.subscribers.leadership import Leadership
+from application.subscribers.pace import Pace
 from application.subscribers.shared_log import shared_log
 from projections.audit.chain import DEFAULT_PAGE_SIZE, ChainStore, ChainVerdict
 
@@ -41,8 +39,20 @@ IDLE_WAIT_SECONDS = 0.5
 CHAIN_INTERVAL_SECONDS = 0.5
 
 
-class ChainKeeper:
-    """Chains the stored events of one service (an eventsourcing application)."""
+def chain_keeper_name(service: Application[Any]) -> str:
+    """The name a service's chain keeper goes by (its lock, its reports)."""
+    return f"chain_{service.name.lower()}"
+
+
+class ChainKeeper(BackgroundWorker):
+    """Chains the stored events of one service (an eventsourcing application):
+    now (``extend_now``), or as its log grows, in a thread of its own
+    (``start``), while it holds ``leadership`` (one active keeper per service;
+    the others stand by), reading the log this process's subscribers share.
+
+    Database outages are waited out (the chain's head is the truth it resumes
+    from), and said through ``report`` if given; any other error stops it and
+    is kept in ``error``."""
 
     def __init__(
         self,
@@ -52,24 +62,26 @@ class ChainKeeper:
         page_size: int = DEFAULT_PAGE_SIZE,
         batching: Batching | None = None,
         report: Report | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
+        super().__init__(
+            chain_keeper_name(service),
+            thread_name=f"chain {service.name}",
+            leadership=leadership,
+            outage=Outage(f"chain keeper of {service.name}", report),
+        )
         self.service = service
         self.chains = chains
+        self.chain = service.name
+        """The chain it keeps (named after the service)."""
         self.page_size = page_size
         self.batching = batching or Batching()
-        self.error: BaseException | None = None
-        """What stopped :meth:`run`, if it did not stop on request."""
-        self._outage = Outage(f"chain keeper of {service.name}", report)
-
-    @property
-    def name(self) -> str:
-        return self.service.name
 
     def extend_now(self, stopping: threading.Event | None = None) -> int:
         """Chains every stored event after the chain's head, a page per
         transaction (or up to the page in hand when ``stopping`` is set), and
         returns the new head position."""
-        head = self.chains.head(self.name)
+        head = self.chains.head(self.chain)
         position = 0 if head is None else head.position
         while stopping is None or not stopping.is_set():
             page = self.service.recorder.select_notifications(
@@ -77,53 +89,31 @@ class ChainKeeper:
             )
             if not page:
                 return position
-            position = self.chains.extend(self.name, page, after=position)
+            position = self.chains.extend(self.chain, page, after=position)
             if len(page) < self.page_size:
                 return position
         return position
 
-    def run(
-        self, stopping: threading.Event, leadership: Leadership | None = None
-    ) -> None:
-        """Follows the log and chains what is stored, until ``stopping`` is set,
-        while it holds ``leadership`` (one active keeper per service; the
-        others stand by), reading the log this process's subscribers share.
+    # -- its part of the lifecycle -------------------------------------------
 
-        Database outages are waited out (the chain's head is the truth it
-        resumes from); any other error is kept in ``error`` and raised."""
-        leader = leadership or Unshared()
-        try:
-            # Standing by, taking the lock or reading the head: the chain's
-            # head is the truth it resumes from.
-            lead_through_outages(
-                lambda: self._lead(stopping, leader), self._outage, stopping
-            )
-        except Exception as error:
-            self.error = error
-            raise
+    def _interrupt(self) -> None:
+        # The log this process's subscribers share, as ``_work`` reads it.
+        shared_log(self.service).interrupt()
 
-    def _lead(self, stopping: threading.Event, leader: Leadership) -> bool:
-        """Keeps the chain while it holds the lead; False if stopped while
-        standing by. Raises what the database raises."""
-        if not leader.acquire(stopping, lambda: None):
-            return False
-        try:
-            self._follow(stopping, leader)
-        finally:
-            leader.release()
-        return True
+    def _failed(self, error: BaseException) -> None:
+        log.exception("chain keeper of %s failed", self.chain, exc_info=error)
 
-    def _follow(self, stopping: threading.Event, leader: Leadership) -> None:
+    def _work(self) -> None:
         """Chains the log as it grows, until stopped or the leadership is lost."""
+        stopping = self.stopping
         position = self.extend_now(stopping)
-        self._outage.over()
+        self.outage.over()
         least = max(self.batching.interval_seconds, CHAIN_INTERVAL_SECONDS)
         most = max(self.batching.max_interval_seconds, least)
         paced = replace(
             self.batching, interval_seconds=least, max_interval_seconds=most
         )
         pace = Pace(paced, stopping)
-        checked = time.monotonic()
         with shared_log(self.service).follow() as follower:
             while not pace.wait_for_turn():
                 batch = follower.batch_after(
@@ -132,29 +122,22 @@ class ChainKeeper:
                     timeout=IDLE_WAIT_SECONDS,
                     stopping=stopping,
                 )
-                if time.monotonic() - checked > HEARTBEAT_SECONDS:
-                    if not leader.is_held():
-                        return
-                    checked = time.monotonic()
+                if not self.still_leading():
+                    return
                 if batch:
                     pace.took(len(batch))
                     # ``position`` is how far this keeper has read; the chain
                     # may be further on (another keeper), which extend handles
                     # by skipping what is already chained.
                     notifications = [entry.notification for entry in batch]
-                    self.chains.extend(self.name, notifications, after=position)
+                    self.chains.extend(self.chain, notifications, after=position)
                     pace.finished()
                     position = batch[-1].id
-                    self._outage.over()
-
-    @property
-    def waiting_for(self) -> str | None:
-        """Why it cannot chain just now (the database is away), if so."""
-        return self._outage.reason
+                    self.outage.over()
 
     def verify(self) -> ChainVerdict:
         """Checks the stored log against the recorded chain."""
-        return self.chains.verify(self.name, self._stored_log())
+        return self.chains.verify(self.chain, self._stored_log())
 
     def _stored_log(self) -> Iterator[Notification]:
         # A generator: the log's head is read at the first step, after

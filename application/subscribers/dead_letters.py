@@ -18,7 +18,7 @@ from eventsourcing.utils import get_topic
 
 from application.persistence.paging import notification_pages
 from application.services.process import ProcessService, ProcessSubscriber
-from application.subscribers.runner import Subscriber
+from application.subscribers.subscriber import Subscriber
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView
 from domain.errors import DeadLetterNotFoundError
 from domain.values import parse_choice, parse_id, parse_text

@@ -22,20 +22,20 @@ from eventsourcing.application import Application
 from application.config import FaultPolicy, Settings
 from application.services import Orders
 from application.services.process import ProcessService, ProcessSubscriber
-from application.subscribers.chain_keeper import ChainKeeper
+from application.subscribers.background import BackgroundWorker
+from application.subscribers.chain_keeper import ChainKeeper, chain_keeper_name
 from application.subscribers.helper_process import SubscriberProcess
+from application.subscribers.leadership import (
+    AdvisoryLockLeadership,
+    FileLockLeadership,
+    Leadership,
+)
 from application.subscribers.payment_deadline_ticker import (
     PaymentDeadlineTicker,
     TickerRunner,
 )
-from application.subscribers.runner import (
-    AdvisoryLockLeadership,
-    FileLockLeadership,
-    Leadership,
-    Subscriber,
-    SubscriberRunner,
-)
-from application.subscribers.shared_log import SharedLog, shared_log
+from application.subscribers.runner import SubscriberRunner
+from application.subscribers.subscriber import Subscriber
 from application.topology import TOPOLOGY, SubscriberSpec
 from projections.audit.chain import ChainStore
 from projections.read_model_subscriber import ReadModelSubscriber
@@ -137,11 +137,6 @@ def payment_deadline_runner(
     )
 
 
-def chain_keeper_name(service: Application[Any]) -> str:
-    """The name a service's chain keeper goes by (its lock, its reports)."""
-    return f"chain_{service.name.lower()}"
-
-
 class Subscribers:
     """A shop's subscribers, and (when embedded) what hosts them: runners in
     this process's threads (``start``), or a helper process
@@ -160,7 +155,7 @@ class Subscribers:
         self.store = store
         self.subscribers = all_subscribers(services, store)
         self.runners: list[SubscriberRunner] = []
-        self.chain_keepers = ChainKeepers()
+        self.chain_keepers: list[ChainKeeper] = []
         self.helper: SubscriberProcess | None = None
         self._failures_checked = 0.0
         self.deadline_runner = (
@@ -179,7 +174,9 @@ class Subscribers:
             self.runners.append(runner)
         if self.deadline_runner is not None:
             self.deadline_runner.start()
-        self.chain_keepers.start(self.settings, self.services, self.store)
+        self.chain_keepers = chain_keepers(self.settings, self.services, self.store)
+        for keeper in self.chain_keepers:
+            keeper.start()
 
     def start_in_helper(self) -> None:
         """Hosts every subscriber in a helper process (see
@@ -199,11 +196,8 @@ class Subscribers:
         if self.helper is not None:
             self.helper.stop()
             self.helper = None
-        self.chain_keepers.stop()
-        for runner in self.runners:
-            runner.stop()
-        for runner in self.runners:
-            runner.join()
+        stop_all([*self.chain_keepers, *self.runners])
+        self.chain_keepers.clear()
         self.runners.clear()
 
     def wait_until_processed(
@@ -297,12 +291,10 @@ class Subscribers:
             pause = min(pause * 2, 0.05)
 
     def _raise_failures(self) -> None:
-        runners: list[SubscriberRunner | TickerRunner] = [*self.runners]
+        workers: list[BackgroundWorker] = [*self.runners, *self.chain_keepers]
         if self.deadline_runner is not None:
-            runners.append(self.deadline_runner)
-        for runner in runners:
-            if runner.error is not None:
-                raise SubscriberFailedError(runner.name, runner.error)
+            workers.append(self.deadline_runner)
+        raise_first_failure(workers)
         # What the helper reports is read from the view store: now and then.
         now = time.monotonic()
         if self.helper is not None and now - self._failures_checked > 0.25:
@@ -311,51 +303,45 @@ class Subscribers:
                 raise SubscriberFailedError(name, error)
 
 
-class ChainKeepers:
-    """Threads that extend each service's hash chain as its log grows: one
-    active keeper per service and store, the others standing by."""
-
-    def __init__(self) -> None:
-        self._threads: list[threading.Thread] = []
-        self._logs: list[SharedLog] = []
-        self._stopping = threading.Event()
-
-    def start(
-        self,
-        settings: Settings,
-        services: Mapping[str, Application[Any]],
-        store: ViewStore,
-    ) -> None:
-        chains = ChainStore(store)
-        chains.create_schema()
-        self._stopping = threading.Event()
-        for service in services.values():
-            name = chain_keeper_name(service)
-            keeper = ChainKeeper(
+def chain_keepers(
+    settings: Settings,
+    services: Mapping[str, Application[Any]],
+    store: ViewStore,
+) -> list[ChainKeeper]:
+    """Keepers that extend each service's hash chain as its log grows, once
+    started: one active keeper per service and store, the others standing by."""
+    chains = ChainStore(store)
+    chains.create_schema()
+    keepers: list[ChainKeeper] = []
+    for service in services.values():
+        name = chain_keeper_name(service)
+        keepers.append(
+            ChainKeeper(
                 service,
                 chains,
                 batching=settings.batching,
                 report=partial(store.report, name),
+                leadership=leadership_for(settings, name),
             )
-            leadership = leadership_for(settings, name)
-            thread = threading.Thread(
-                target=keeper.run,
-                args=(self._stopping, leadership),
-                name=f"chain {service.name}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
-            self._logs.append(shared_log(service))
+        )
+    return keepers
 
-    def stop(self) -> None:
-        self._stopping.set()
-        for log in self._logs:
-            log.interrupt()
-        for thread in self._threads:
-            thread.join()
-        self._threads.clear()
-        self._logs.clear()
+
+def stop_all(workers: Sequence[BackgroundWorker]) -> None:
+    """Stops ``workers`` and waits for them: all asked first, so that they
+    finish the steps in hand together."""
+    for worker in workers:
+        worker.stop()
+    for worker in workers:
+        worker.join()
+
+
+def raise_first_failure(workers: Sequence[BackgroundWorker]) -> None:
+    """Raises :class:`SubscriberFailedError` for the first of ``workers`` that
+    stopped on an error, if any did."""
+    for worker in workers:
+        if worker.error is not None:
+            raise SubscriberFailedError(worker.name, worker.error)
 
 
 def run_worker(
@@ -376,38 +362,35 @@ def run_worker(
     if unknown or not subscriber_names:
         known = ", ".join(subscribers)
         raise LookupError(f"no subscriber named {unknown} (known: {known})")
-    runners: list[SubscriberRunner | TickerRunner] = [
+    runners: list[BackgroundWorker] = [
         subscriber_runner(
             settings, subscribers[name], services[subscribers[name].follows]
         )
         for name in dict.fromkeys(subscriber_names)
     ]
-    chain_keepers = ChainKeepers()
+    keepers: list[ChainKeeper] = []
     if any(name.startswith("audit_") for name in subscriber_names):
         # The worker of the audit index also keeps the logs' hash chains.
-        chain_keepers.start(settings, services, store)
+        keepers = chain_keepers(settings, services, store)
     if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)
         ticker = PaymentDeadlineTicker(orders, store)
         runners.append(payment_deadline_runner(settings, ticker))
-    for runner in runners:
-        runner.start()
+    workers = [*keepers, *runners]
+    for worker in workers:
+        worker.start()
     try:
+        # The keepers ride along with the subscribers the worker is for: it
+        # runs while any of those does.
         _wait_while_any_runs(runners, stopping)
     finally:
-        chain_keepers.stop()
-        for runner in runners:
-            runner.stop()
-        for runner in runners:
-            runner.join()
-    for runner in runners:
-        if runner.error is not None:
-            raise SubscriberFailedError(runner.name, runner.error)
+        stop_all(workers)
+    raise_first_failure([*runners, *keepers])
 
 
 def _wait_while_any_runs(
-    runners: Sequence[SubscriberRunner | TickerRunner], stopping: threading.Event
+    runners: Sequence[BackgroundWorker], stopping: threading.Event
 ) -> None:
     """Returns once ``stopping`` is set or every runner has stopped: one that
     halts (or fails) leaves the others running."""

@@ -23,15 +23,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from application.persistence.transient import (
-    Outage,
-    Report,
-    is_transient,
-    lead_through_outages,
-)
+from application.persistence.transient import Outage, Report, is_transient
 from application.services import Orders
 from application.services.audit_metadata import caused_by
-from application.subscribers.runner import Leadership, Unshared
+from application.subscribers.background import BackgroundWorker
+from application.subscribers.leadership import Leadership
 from domain.errors import ConcurrencyConflictError, StateError
 from domain.order import Order
 from domain.values import parse_moment
@@ -95,13 +91,17 @@ class PaymentDeadlineTicker:
         return None
 
 
-class TickerRunner:
+class TickerRunner(BackgroundWorker):
     """Calls ``tick`` every ``interval`` seconds in a thread of its own, while
     it holds ``leadership`` (one active ticker per shop on PostgreSQL).
 
     A tick that fails is logged and the next one tries again: what a tick acts
     on is durable, so nothing is lost by waiting for it. While the database is
     away it says so through ``report``, if given (see ``Outage``)."""
+
+    heartbeat_seconds = 0.0
+    """It checks its lead before every tick: a ticker that lost it must not
+    act (and has no heartbeat to report: it reports only outages)."""
 
     def __init__(
         self,
@@ -111,33 +111,17 @@ class TickerRunner:
         leadership: Leadership | None = None,
         report: Report | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name,
+            thread_name=name,
+            leadership=leadership,
+            outage=Outage(f"ticker {name}", report),
+        )
         self.tick = tick
         self.interval = interval
-        self.leadership = leadership or Unshared()
-        self.stopping = threading.Event()
-        self.error: BaseException | None = None
-        self._outage = Outage(f"ticker {name}", report)
         self._ticks_started = 0
         self._ticks_finished = 0
         self._ticked = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        with self._ticked:
-            self._ticked.notify_all()
-
-    def join(self, timeout: float | None = None) -> None:
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-
-    @property
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
 
     def wait_for_tick(self, timeout: float) -> bool:
         """Blocks until a tick that started after this call has finished; False
@@ -152,47 +136,42 @@ class TickerRunner:
                 self._ticked.wait(remaining)
         return True
 
-    def _run(self) -> None:
-        try:
-            # Taking or checking the lock needs the database: wait for it; the
-            # deadlines it acts on are durable.
-            lead_through_outages(self._lead, self._outage, self.stopping)
-        except BaseException as error:
-            self.error = error
-            log.exception("ticker %s failed", self.name)
-        finally:
-            with self._ticked:
-                self._ticked.notify_all()
+    # -- its part of the lifecycle -------------------------------------------
 
-    @property
-    def waiting_for(self) -> str | None:
-        """Why it cannot tick just now (the database is away), if so."""
-        return self._outage.reason
+    def _took_lead(self) -> None:
+        # Taking the lock needed the database: it answers again.
+        self.outage.over()
 
-    def _lead(self) -> bool:
-        """Ticks while it holds the lead; False if stopped while standing by."""
-        if not self.leadership.acquire(self.stopping, lambda: None):
-            return False
-        self._outage.over()
-        try:
-            while not self.stopping.wait(self.interval):
-                if not self.leadership.is_held():
-                    break
-                self._tick()
-        finally:
-            self.leadership.release()
-        return True
+    def _work(self) -> None:
+        """Ticks while it holds the lead."""
+        while not self.stopping.wait(self.interval):
+            if not self.still_leading():
+                return
+            self._tick()
+
+    def _interrupt(self) -> None:
+        self._wake_waiters()
+
+    def _failed(self, error: BaseException) -> None:
+        log.exception("ticker %s failed", self.name, exc_info=error)
+
+    def _ended(self) -> None:
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        with self._ticked:
+            self._ticked.notify_all()
 
     def _tick(self) -> None:
         with self._ticked:
             self._ticks_started += 1
         try:
             self.tick()
-            self._outage.over()
+            self.outage.over()
         except Exception as error:
             if is_transient(error):
                 # The next tick tries again.
-                self._outage.failed(error)
+                self.outage.failed(error)
             else:
                 log.exception(
                     "ticker %s: tick failed; trying again next time", self.name

@@ -18,8 +18,9 @@ from application.config import OnFailure
 from application.demo.invariants import check_invariants
 from application.services import Inventory
 from application.services.batch import Batch
+from application.subscribers.fault_handling import SubscriberHaltedError
 from application.subscribers.hosting import SubscriberFailedError
-from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.runner import SubscriberRunner
 from application.subscribers.status import subscriber_statuses
 from domain.allocation import Allocation, allocation_id
 from domain.dead_letter import DeadLetter, DeadLetterStatus, DeadLetterView

@@ -17,16 +17,17 @@ import pytest
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
 
-import application.subscribers.runner as runners_module
 from application.cli import main as eventshop
 from application.config import Settings
 from application.persistence import DatabaseUnreachableError
 from application.persistence.transient import is_transient, waiting_reason
 from application.shop import Shop
+from application.subscribers.background import BackgroundWorker
 from application.subscribers.chain_keeper import ChainKeeper
 from application.subscribers.hosting import PAYMENT_DEADLINE_TICKER
+from application.subscribers.leadership import FileLockLeadership, Unshared
 from application.subscribers.payment_deadline_ticker import TickerRunner
-from application.subscribers.runner import SubscriberRunner, Unshared
+from application.subscribers.runner import SubscriberRunner
 from domain.dead_letter import Failure, ParkedEvent
 from domain.errors import DatabaseConnectionError, DatabaseUnavailableError
 from domain.inventory import InventoryItem
@@ -161,7 +162,7 @@ def test_a_runner_waits_out_a_transient_error_and_carries_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a runner whose database touch ``where`` fails once, transiently
-    monkeypatch.setattr(runners_module, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(BackgroundWorker, "heartbeat_seconds", 0.0)
     head = write_receipts(shop)
     faults: dict[str, BaseException] = {}
     leadership = None
@@ -218,12 +219,13 @@ def test_a_standby_whose_report_fails_keeps_standing_by(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given a subscriber's lock held by someone else
-    held = runners_module.FileLockLeadership(tmp_path / "locks", "flaky")
+    held = FileLockLeadership(tmp_path / "locks", "flaky")
     assert held.acquire(threading.Event(), lambda: None)
     try:
-        leadership = runners_module.FileLockLeadership(tmp_path / "locks", "flaky")
+        leadership = FileLockLeadership(tmp_path / "locks", "flaky")
         leadership.retry_seconds = 0.01
-        monkeypatch.setattr(runners_module, "HEARTBEAT_SECONDS", 0.0)
+        leadership.heartbeat_seconds = 0.0
+        monkeypatch.setattr(BackgroundWorker, "heartbeat_seconds", 0.0)
         subscriber = FlakySubscriber({"standby": LOST})
         runner = SubscriberRunner(subscriber, shop.inventory, leadership)
         runner.start()
@@ -317,18 +319,16 @@ def test_a_chain_keeper_waits_out_a_transient_error(shop: Shop) -> None:
     head = write_receipts(shop, 5)
     chains = FlakyChains()
     keeper = ChainKeeper(shop.inventory, chains)  # type: ignore[arg-type]
-    stopping = threading.Event()
-    thread = threading.Thread(target=keeper.run, args=(stopping,), daemon=True)
-    thread.start()
+    keeper.start()
     try:
         eventually(lambda: chains.position == head, 30, "the keeper to chain")
         assert chains.failed
-        assert thread.is_alive()
+        assert keeper.is_alive
         assert keeper.error is None
         assert keeper.waiting_for is None
     finally:
-        stopping.set()
-        thread.join(30)
+        keeper.stop()
+        keeper.join(30)
 
 
 def test_what_counts_as_transient() -> None:

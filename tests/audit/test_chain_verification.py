@@ -239,9 +239,7 @@ def test_extending_skips_what_is_chained_and_refuses_a_gap(
 def test_the_keeper_follows_the_log_until_stopped(
     filled: Shop, keeper: ChainKeeper
 ) -> None:
-    stopping = threading.Event()
-    thread = threading.Thread(target=keeper.run, args=(stopping,), daemon=True)
-    thread.start()
+    keeper.start()
     try:
         for _ in range(5):
             filled.receive_stock(TEA, 1)
@@ -253,9 +251,9 @@ def test_the_keeper_follows_the_log_until_stopped(
             assert time.monotonic() < deadline, "the keeper fell behind"
             time.sleep(0.02)
     finally:
-        stopping.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
+        keeper.stop()
+        keeper.join(timeout=10)
+    assert not keeper.is_alive
     assert keeper.error is None
     verdict = keeper.verify()
     assert verdict.intact

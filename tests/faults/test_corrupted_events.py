@@ -21,12 +21,10 @@ from eventsourcing.utils import get_topic
 from application import Settings, Shop
 from application.cli import main
 from application.config import FaultPolicy
+from application.subscribers.fault_handling import SubscriberHaltedError
 from application.subscribers.hosting import SubscriberFailedError
-from application.subscribers.runner import (
-    HEARTBEAT_SECONDS,
-    SubscriberHaltedError,
-    SubscriberRunner,
-)
+from application.subscribers.leadership import HEARTBEAT_SECONDS
+from application.subscribers.runner import SubscriberRunner
 from application.subscribers.status import SubscriberStatus, subscriber_statuses
 from domain.cart import Cart
 from domain.errors import DeadLetterRetryFailedError

@@ -100,10 +100,7 @@ def test_two_shops_on_one_folder_keep_every_subscriber_alive(
             assert failed_reports(shop) == {}
             if hosting == "threads":
                 assert all(runner.is_alive for runner in shop.subscribers.runners)
-                assert all(
-                    thread.is_alive()
-                    for thread in shop.subscribers.chain_keepers._threads
-                )
+                assert all(keeper.is_alive for keeper in shop.subscribers.chain_keepers)
         # and the views and the saga add up
         assert len(carts) > 20
         checks = check_invariants(shops[1])

@@ -18,7 +18,8 @@ from sqlalchemy import event
 from application.cli import main
 from application.config import FaultPolicy, OnFailure, Settings
 from application.shop import Shop
-from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.fault_handling import SubscriberHaltedError
+from application.subscribers.runner import SubscriberRunner
 from application.subscribers.status import subscriber_statuses
 from domain.dead_letter import DeadLetterStatus
 from domain.errors import (

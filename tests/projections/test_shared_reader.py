@@ -17,7 +17,8 @@ from eventsourcing.utils import get_topic
 
 from application.config import FaultPolicy, OnFailure, Settings
 from application.shop import Shop
-from application.subscribers.runner import SubscriberHaltedError, SubscriberRunner
+from application.subscribers.fault_handling import SubscriberHaltedError
+from application.subscribers.runner import SubscriberRunner
 from application.subscribers.shared_log import shared_log
 from domain.dead_letter import Failure, ParkedEvent
 from domain.inventory import InventoryItem

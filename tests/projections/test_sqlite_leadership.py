@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from application.subscribers.runner import FileLockLeadership
+from application.subscribers.leadership import FileLockLeadership
 from tests.projections.runner_testing import eventually
 
 HOLD_AND_WAIT = """
 import sys, time
 from pathlib import Path
-from application.subscribers.runner import FileLockLeadership
+from application.subscribers.leadership import FileLockLeadership
 import threading
 leadership = FileLockLeadership(Path(sys.argv[1]), "stock")
 assert leadership.acquire(threading.Event(), lambda: None)
