@@ -17,29 +17,36 @@ played, in order, on the stored row, read when the batch is written: adding
 to a row the table does not hold does nothing (as an UPDATE would), unless the
 addition brings a ``default`` row to start from (a counter's first event).
 
-Every value a handler hands over, keys included, passes :func:`storable` on
-the way in, so the rows written, the keys a batch looks up and a rebuild's
-rows agree on both engines.
+Every value a handler hands over, keys included, passes
+:func:`~projections.batching.rows.storable` on the way in, so the rows
+written, the keys a batch looks up and a rebuild's rows agree on both engines.
+
+Over 400 lines on purpose: ``TableChanges`` is one fold whose methods keep
+one invariant together (each key's ``_Change``: its row, whether it is stored,
+its pending operations, and the loaded groups that index it); split, each half
+would have to know the other's state. What a row is (its table's shape and
+its storable values) is in ``rows``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from operator import itemgetter
 from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Table
 
-Row = dict[str, Any]
-Key = Hashable
-"""A row's primary key: the value of a one-column key, else a tuple in the
-order of the key's columns."""
-
-RowView = Mapping[str, Any]
-"""A row as the batch has it so far (read-only)."""
+from projections.batching.rows import (
+    Key,
+    Row,
+    RowView,
+    TableShape,
+    holds_nul,
+    shape_of,
+    storable,
+    storable_row,
+)
 
 _Operation = Callable[[Row, Mapping[str, Any]], None]
 """Changes a row in place."""
@@ -57,67 +64,6 @@ class DuplicateRowError(ValueError):
         super().__init__(f"{table} already holds a row with key {key!r}")
         self.table = table
         self.key = key
-
-
-class TableShape:
-    """What the fold needs to know of a table: its columns and key columns
-    (none for a table without a primary key, whose rows can only be inserted)."""
-
-    __slots__ = ("_key_of", "columns", "key", "name")
-
-    def __init__(self, table: Table) -> None:
-        self.name = table.name
-        self.columns = frozenset(column.name for column in table.columns)
-        self.key = tuple(column.name for column in table.primary_key.columns)
-        self._key_of = itemgetter(*self.key) if self.key else None
-
-    def key_of(self, row: Mapping[str, Any]) -> Key:
-        assert self._key_of is not None, f"{self.name} has no primary key"
-        key: Key = self._key_of(row)
-        return key
-
-    def key_row(self, key: Key) -> Row:
-        if len(self.key) == 1:
-            return {self.key[0]: key}
-        assert isinstance(key, tuple)
-        return dict(zip(self.key, key, strict=True))
-
-
-@cache
-def shape_of(table: Table) -> TableShape:
-    return TableShape(table)
-
-
-# -- values as rows hold them ------------------------------------------------
-
-_NUL = "\x00"
-_REPLACEMENT = "\ufffd"
-
-
-def storable(value: Any) -> Any:
-    """The value as a read model stores it: text with NUL, which PostgreSQL
-    cannot hold in text at all, gets U+FFFD in its place.
-
-    The domain refuses control characters in new text, but events stored
-    before it did (or by another writer) are still in the append-only log,
-    and a view must be buildable from all of it: otherwise their events park
-    as dead letters for good and no rebuild of the view can pass. Only NUL is
-    replaced: the other control characters are storable, and views built
-    before this kept them, so replacing them would make those views differ
-    from their rebuilds."""
-    if type(value) is str:
-        return value.replace(_NUL, _REPLACEMENT) if _NUL in value else value
-    if type(value) is tuple:
-        return tuple(map(storable, value))
-    return value
-
-
-def _holds_nul(values: Mapping[str, Any]) -> bool:
-    return any(type(value) is str and _NUL in value for value in values.values())
-
-
-def _storable_row(values: Mapping[str, Any]) -> Row:
-    return {name: storable(value) for name, value in values.items()}
 
 
 # -- operations on a row ------------------------------------------------------
@@ -215,8 +161,8 @@ class TableChanges:
         """Adds a new row; a key the table already holds is an error (at once
         if the row was loaded, else when the batch is written)."""
         self._check_columns(row)
-        if _holds_nul(row):
-            row = _storable_row(row)
+        if holds_nul(row):
+            row = storable_row(row)
         if not self.shape.key:
             self._appended.append(row)
             self._index(row)
@@ -391,10 +337,10 @@ class TableChanges:
         default: Mapping[str, Any] | None = None,
     ) -> None:
         key = self._key(key)
-        if _holds_nul(values):
-            values = _storable_row(values)
-        if default is not None and _holds_nul(default):
-            default = _storable_row(default)
+        if holds_nul(values):
+            values = storable_row(values)
+        if default is not None and holds_nul(default):
+            default = storable_row(default)
         change = self._change(key)
         if change.pending is not None:
             change.pending.append((operation, values, default))

@@ -49,7 +49,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from projections.batching.changes import Changes, Key, Row, TableChanges
+from projections.batching.changes import Changes, TableChanges
+from projections.batching.rows import Key, Row
 from projections.read_model import ReadModel
 from projections.store.engine import as_utc
 

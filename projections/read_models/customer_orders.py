@@ -22,7 +22,8 @@ from sqlalchemy import (
 )
 
 from domain.order import Order, OrderStatus
-from projections.batching.changes import Changes, RowView
+from projections.batching.changes import Changes
+from projections.batching.rows import RowView
 from projections.read_model import ReadModel, handles, new_metadata
 from projections.store import ViewStore
 from projections.store.engine import as_utc

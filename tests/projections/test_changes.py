@@ -12,8 +12,8 @@ from projections.batching.changes import (
     DuplicateRowError,
     NotLoadedError,
     TableChanges,
-    shape_of,
 )
+from projections.batching.rows import shape_of
 
 metadata = MetaData()
 counters = Table(
