@@ -12,7 +12,7 @@ from eventsourcing.persistence import Notification
 
 from application.bootstrap import open_stores
 from application.config import Settings
-from application.subscribers.shared_log import decoded, undecodable
+from application.subscribers.decoding import decoded, undecodable
 from application.topology import TOPOLOGY
 from projections.read_model import ReadModel
 from projections.shadow_rebuild import (

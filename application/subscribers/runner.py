@@ -51,6 +51,7 @@ from eventsourcing.application import Application
 from application.config import Batching, FaultPolicy
 from application.persistence.transient import Outage, is_transient
 from application.subscribers.background import BackgroundWorker
+from application.subscribers.decoding import UndecodableEventError, names_a_class
 from application.subscribers.fault_handling import (
     Delivery,
     GaveUp,
@@ -62,8 +63,6 @@ from application.subscribers.shared_log import (
     LogFollower,
     LoggedEvent,
     SharedLog,
-    UndecodableEventError,
-    names_a_class,
     shared_log,
 )
 from application.subscribers.subscriber import Subscriber

@@ -11,12 +11,12 @@ from typing import Any, Protocol
 
 from eventsourcing.application import Application
 
-from application.subscribers.leadership import HEARTBEAT_SECONDS
-from application.subscribers.shared_log import (
+from application.subscribers.decoding import (
     UndecodableEventError,
     decoded,
     undecodable,
 )
+from application.subscribers.leadership import HEARTBEAT_SECONDS
 from application.subscribers.subscriber import Subscriber
 from application.topology import TOPOLOGY
 from projections.store import SubscriberReport
