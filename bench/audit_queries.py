@@ -52,7 +52,7 @@ def fill(store: ViewStore, events: int, seed: int = 7) -> tuple[uuid.UUID, uuid.
     per_service = events // len(AUDIT_INDEXES)
     some_aggregate = some_correlation = uuid.UUID(int=0)
     for index in AUDIT_INDEXES:
-        tables = store.active_tables(index)
+        tables = store.registry.active_tables(index)
         rows: list[dict[str, Any]] = []
         skus: list[dict[str, Any]] = []
         aggregate, version = uuid.uuid4(), 0
@@ -105,7 +105,7 @@ def drop_indexes(store: ViewStore) -> None:
     """The baseline: the same tables and statements, with only primary keys."""
     with store.engine.begin() as connection:
         for index in AUDIT_INDEXES:
-            for table in store.active_tables(index).values():
+            for table in store.registry.active_tables(index).values():
                 for table_index in table.indexes:
                     table_index.drop(connection)
 

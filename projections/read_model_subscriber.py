@@ -54,14 +54,14 @@ class ReadModelSubscriber:
         return self._outdated
 
     def position(self) -> int | None:
-        active = self.store.active(self.projection)
+        active = self.store.registry.active(self.projection)
         self._generation = active.generation
         outdated = active.version != self.projection.version
         if outdated and not self._outdated:
             self._outdated = True
             self.report("outdated")
         self._outdated = outdated
-        return self.store.position(
+        return self.store.positions.position(
             subscriber_name(self.projection, active.generation), self.follows
         )
 
@@ -75,10 +75,13 @@ class ReadModelSubscriber:
         if self._generation is None:
             return False
         if self._outdated:
-            if self.store.active(self.projection).version != self.projection.version:
+            if (
+                self.store.registry.active(self.projection).version
+                != self.projection.version
+            ):
                 time.sleep(self.outdated_retry_seconds)
             return False
-        return self.store.apply(
+        return self.store.positions.apply(
             self.projection,
             self._generation,
             events,
@@ -92,7 +95,7 @@ class ReadModelSubscriber:
     ) -> bool:
         if self._generation is None or self._outdated:
             return False
-        return self.store.park(
+        return self.store.dead_letters.park(
             self.projection,
             self._generation,
             parked,
@@ -104,4 +107,4 @@ class ReadModelSubscriber:
     def report(self, state: str, error: str | None = None) -> None:
         if state == "running" and self._outdated:
             state = "outdated"
-        self.store.report(self.name, state, error)
+        self.store.reports.record(self.name, state, error)

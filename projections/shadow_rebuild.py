@@ -188,7 +188,7 @@ def rebuild(
             f"not {source.name}"
         )
     started = time.monotonic()
-    live = store.generation_registry.active(projection)
+    live = store.registry.active(projection)
     log_head = source.head()
     shadow = _Shadow(
         store,
@@ -227,9 +227,7 @@ def rebuild(
                 and generations_agree(live.version, projection.version, tables)
             )
             if switching:
-                store.generation_registry.switch(
-                    projection, shadow.generation, connection
-                )
+                store.registry.switch(projection, shadow.generation, connection)
         switched = switching
         dropped = live.generation if switched else shadow.generation
         store.generations.drop(projection, dropped)
@@ -378,7 +376,7 @@ def _freeze_live(
     lock. PostgreSQL: the registry row is locked FOR UPDATE (live batches take
     it FOR SHARE first), then the live tracking row FOR UPDATE; a batch in
     flight finishes first, the next one waits and then sees the switch."""
-    if store.generation_registry.read(connection, projection, lock="update") != live:
+    if store.registry.read(connection, projection, lock="update") != live:
         raise RebuildError(
             f"readers of {projection.name} were switched to another generation "
             "during the rebuild"

@@ -81,7 +81,7 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
 def status_command(args: argparse.Namespace, console: Console) -> int:
     settings = settings_from(args)
     with bootstrap(settings, hosting="workers") as parts:
-        reports = parts.views.reports()
+        reports = parts.views.reports.all()
         statuses = subscriber_statuses(
             parts.subscribers.subscribers, parts.services, reports
         )

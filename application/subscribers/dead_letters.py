@@ -65,7 +65,7 @@ class DeadLetters:
             parse_choice(subscriber, "subscriber", self._subscriber_names)
         letters = [
             letter
-            for letter in (*self._store.dead_letters(), *self._in_service_logs())
+            for letter in (*self._store.dead_letters.all(), *self._in_service_logs())
             if (subscriber is None or letter.subscriber == subscriber)
             and (wanted is None or letter.status == wanted)
         ]
@@ -75,7 +75,7 @@ class DeadLetters:
 
     def get(self, dead_letter_id: UUID | str) -> DeadLetterView:
         letter_id = parse_id(dead_letter_id, "dead_letter_id")
-        found = self._store.dead_letter(letter_id)
+        found = self._store.dead_letters.get(letter_id)
         if found is not None:
             return found
         return self._process_dead_letter(letter_id).view()
@@ -95,7 +95,7 @@ class DeadLetters:
         if process_manager is not None:
             process_manager.retry(letter_id, parked_event)
         else:
-            self._store.retry_dead_letter(letter_id, parked_event)
+            self._store.dead_letters.retry(letter_id, parked_event)
         return self.get(letter_id)
 
     def discard(
@@ -108,7 +108,7 @@ class DeadLetters:
         if process_manager is not None:
             process_manager.discard(letter.dead_letter_id, clean_reason)
         else:
-            self._store.discard_dead_letter(letter.dead_letter_id, clean_reason)
+            self._store.dead_letters.discard(letter.dead_letter_id, clean_reason)
         return self.get(letter.dead_letter_id)
 
     # -- process managers' dead letters ----------------------------------------

@@ -83,7 +83,7 @@ def all_subscribers(
     against its services and views (a process manager only if its service is
     among ``services``)."""
     processes: list[Subscriber] = [
-        ProcessSubscriber(service, TOPOLOGY.subscription(manager), store.report)
+        ProcessSubscriber(service, TOPOLOGY.subscription(manager), store.reports.record)
         for manager in TOPOLOGY.process_managers
         if isinstance(service := services.get(manager.service.name), ProcessService)
     ]
@@ -133,7 +133,7 @@ def payment_deadline_runner(
         ticker.fire_due,
         settings.deadline_tick_seconds,
         leadership_for(settings, PAYMENT_DEADLINE_TICKER),
-        report=partial(ticker.views.report, PAYMENT_DEADLINE_TICKER),
+        report=partial(ticker.views.reports.record, PAYMENT_DEADLINE_TICKER),
     )
 
 
@@ -240,7 +240,7 @@ class Subscribers:
         pause = 0.01
         while True:
             self._raise_failures()
-            reports = self.store.reports()
+            reports = self.store.reports.all()
             missing = [
                 subscriber.name
                 for subscriber in self.subscribers
@@ -299,7 +299,7 @@ class Subscribers:
         now = time.monotonic()
         if self.helper is not None and now - self._failures_checked > 0.25:
             self._failures_checked = now
-            for name, error in self.helper.failures(self.store.reports()).items():
+            for name, error in self.helper.failures(self.store.reports.all()).items():
                 raise SubscriberFailedError(name, error)
 
 
@@ -320,7 +320,7 @@ def chain_keepers(
                 service,
                 chains,
                 batching=settings.batching,
-                report=partial(store.report, name),
+                report=partial(store.reports.record, name),
                 leadership=leadership_for(settings, name),
             )
         )

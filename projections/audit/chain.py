@@ -180,7 +180,7 @@ class ChainStore:
 
     def create_schema(self) -> None:
         """Creates the chain table if missing; safe from many processes at once."""
-        with self.store.schema_change() as connection:
+        with self.store.database.schema_change() as connection:
             chain_metadata.create_all(connection)
 
     def head(self, service: str) -> ChainHead | None:

@@ -102,7 +102,7 @@ def history(
 ) -> tuple[AuditEvent, ...]:
     """Every indexed event of one aggregate, oldest first."""
     index = _index(service)
-    events = store.active_tables(index)[index.events]
+    events = store.registry.active_tables(index)[index.events]
     query = (
         select(events)
         .where(events.c.aggregate_id == aggregate_id)
@@ -162,7 +162,7 @@ def trace(store: ViewStore, correlation_id: UUID) -> tuple[TraceNode, ...]:
     events: list[AuditEvent] = []
     with store.engine.connect() as connection:
         for index in AUDIT_INDEXES:
-            table = store.active_tables(index)[index.events]
+            table = store.registry.active_tables(index)[index.events]
             query = select(table).where(table.c.correlation_id == correlation_id)
             events += [_row_event(index, row) for row in connection.execute(query)]
     events.sort(
@@ -229,7 +229,7 @@ def _matching(
     limit: int,
     after: tuple[datetime, UUID, int] | None,
 ) -> Select[Any]:
-    tables = store.active_tables(index)
+    tables = store.registry.active_tables(index)
     events = tables[index.events]
     query = select(events, _literal_service(index))
     # By SKU, the SKU table's index gives the order; join back for the rows.

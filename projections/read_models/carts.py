@@ -160,7 +160,7 @@ class CartSummary:
 def cart_summary(store: ViewStore, cart_id: UUID) -> CartSummary | None:
     """The cart's summary and lines, read in one snapshot; None if the view
     does not hold the cart (yet)."""
-    with store.reading(CartSummaries) as view:
+    with store.registry.reading(CartSummaries) as view:
         summaries, lines = view.table("cart_summaries"), view.table("cart_lines")
         connection = view.connection
         row = connection.execute(

@@ -135,7 +135,7 @@ class CustomerHistory:
 
 def customer_history(store: ViewStore, customer_id: str) -> CustomerHistory:
     """A customer's orders, newest first, and totals (all zero if none seen)."""
-    with store.reading(CustomerOrderHistory) as view:
+    with store.registry.reading(CustomerOrderHistory) as view:
         orders_table = view.table("customer_orders")
         totals = view.table("customer_totals")
         connection = view.connection

@@ -166,7 +166,7 @@ def order_statuses(store: ViewStore, order_ids: Collection[UUID]) -> dict[UUID, 
     orders, where a summary per order would cost a query per order."""
     if not order_ids:
         return {}
-    with store.reading(OrderSummaries) as view:
+    with store.registry.reading(OrderSummaries) as view:
         summaries = view.table("order_summaries")
         rows = view.connection.execute(
             select(summaries.c.order_id, summaries.c.status).where(
@@ -200,7 +200,7 @@ def _order_summaries(
     limit: int | None = None,
     offset: int = 0,
 ) -> tuple[OrderSummary, ...]:
-    with store.reading(OrderSummaries) as view:
+    with store.registry.reading(OrderSummaries) as view:
         summaries, lines = view.table("order_summaries"), view.table("order_lines")
         query = select(summaries).order_by(
             summaries.c.placed_at.desc(), summaries.c.order_id

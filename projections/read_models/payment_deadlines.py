@@ -61,7 +61,7 @@ def payment_deadlines_due(
 ) -> tuple[PaymentDeadline, ...]:
     """The pending payment deadlines that have passed at ``now`` (timezone-aware),
     earliest first."""
-    with store.reading(PaymentDeadlines) as view:
+    with store.registry.reading(PaymentDeadlines) as view:
         deadlines = view.table("payment_deadlines")
         rows = view.connection.execute(
             select(deadlines)

@@ -114,7 +114,7 @@ class ProductSalesRow:
 
 def product_sales(store: ViewStore) -> tuple[ProductSalesRow, ...]:
     """Every SKU that has shipped, highest revenue first (then by SKU)."""
-    with store.reading(ProductSales) as view:
+    with store.registry.reading(ProductSales) as view:
         sales = view.table("product_sales")
         rows = view.connection.execute(
             select(sales).order_by(sales.c.revenue.desc(), sales.c.sku)

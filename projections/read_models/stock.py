@@ -112,14 +112,14 @@ class StockLevel:
 
 def stock_levels(store: ViewStore) -> tuple[StockLevel, ...]:
     """Every registered SKU's stock, by SKU."""
-    with store.reading(StockLevels) as view:
+    with store.registry.reading(StockLevels) as view:
         levels = view.table("stock_levels")
         rows = view.connection.execute(select(levels).order_by(levels.c.sku)).all()
     return tuple(_stock_level(row) for row in rows)
 
 
 def stock_level(store: ViewStore, sku: str) -> StockLevel | None:
-    with store.reading(StockLevels) as view:
+    with store.registry.reading(StockLevels) as view:
         levels = view.table("stock_levels")
         row = view.connection.execute(
             select(levels).where(levels.c.sku == sku)

@@ -30,7 +30,7 @@ class SubscriberReports:
     def __init__(self, database: StoreDatabase) -> None:
         self.database = database
 
-    def report(self, subscriber: str, state: str, error: str | None = None) -> None:
+    def record(self, subscriber: str, state: str, error: str | None = None) -> None:
         """Records the state and heartbeat of this process's instance of a
         subscriber."""
         instance = (
@@ -53,7 +53,7 @@ class SubscriberReports:
                     )
                 )
 
-    def reports(self) -> dict[str, list[SubscriberReport]]:
+    def all(self) -> dict[str, list[SubscriberReport]]:
         """Every instance's last report, per subscriber, freshest first."""
         with self.database.engine.connect() as connection:
             rows = connection.execute(

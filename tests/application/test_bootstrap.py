@@ -137,7 +137,7 @@ class TestClosingAShop:
         )
         try:
             parts.inventory.register_product("TEA-1", "Tea", "3.50")
-            assert parts.views.reports() == {}
+            assert parts.views.reports.all() == {}
             assert connections_of_this_process() - before
         finally:
             parts.close()
@@ -153,7 +153,7 @@ class TestClosingAShop:
         parts = bootstrap(Settings.from_url(data_dir=data_dir), hosting="workers")
         try:
             parts.inventory.register_product("TEA-1", "Tea", "3.50")
-            assert parts.views.reports() == {}
+            assert parts.views.reports.all() == {}
             assert files_open_under(data_dir)
         finally:
             parts.close()
@@ -177,7 +177,7 @@ class TestClosingAShop:
         data_dir = tmp_path / "data"
         with open_stores(Settings.from_url(data_dir=data_dir)) as stores:
             stores.services["Carts"].log_head()
-            stores.views.reports()
+            stores.views.reports.all()
             assert files_open_under(data_dir)
         assert files_open_under(data_dir) == []
 
@@ -221,7 +221,7 @@ class TestLeavingSubscribersToWorkers:
                 if thread.name.startswith(("subscriber ", "chain ", runner.name))
             ] == []
             # Nothing reported in from anywhere: nothing runs.
-            assert parts.views.reports() == {}
+            assert parts.views.reports.all() == {}
 
     def test_threads_hosting_runs_every_subscriber_here_until_closed(
         self, tmp_path: Path

@@ -110,7 +110,7 @@ def wait_until_standing_by(shop: Shop, pid: int) -> None:
     names = {subscriber.name for subscriber in declared_subscribers()}
     deadline = time.monotonic() + 30
     while True:
-        reports = shop.views.reports()
+        reports = shop.views.reports.all()
         waiting = {
             name
             for name in names

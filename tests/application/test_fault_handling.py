@@ -208,7 +208,7 @@ def test_with_stop_it_halts_at_the_failing_event_and_resumes_once_fixed(
     (status,) = [
         status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
         if status.name == "allocation"
     ]

@@ -282,8 +282,8 @@ def test_status_shows_what_a_subscriber_and_the_ticker_wait_for(
     # given a subscriber and the ticker that reported waiting
     settings = Settings.from_url(data_dir=tmp_path / "data")
     with Shop(settings=settings, subscribers="workers") as shop:
-        shop.views.report("stock", "waiting", "waiting for the database: gone")
-        shop.views.report(
+        shop.views.reports.record("stock", "waiting", "waiting for the database: gone")
+        shop.views.reports.record(
             PAYMENT_DEADLINE_TICKER, "waiting", "waiting for the database: away"
         )
 

@@ -11,6 +11,7 @@ from bench.workloads.common import read_limit
 from bench.workloads.raw_inserts import raw_audit_inserts
 from domain.inventory import InventoryItem
 from projections.audit.indexes import InventoryAudit
+from projections.store.comparison import checksums
 
 
 def test_the_read_limit_reads_and_decodes_the_whole_log(shop: Shop) -> None:
@@ -69,9 +70,9 @@ def test_the_raw_insert_floor_writes_every_row_the_audit_index_holds(
 
         # then it wrote as many rows to each table as the index holds: it
         # leaves out none of the index's work
-        generation = shop.views.active(InventoryAudit).generation
+        generation = shop.views.registry.active(InventoryAudit).generation
         with shop.views.engine.connect() as connection:
-            stored = shop.views.checksums(InventoryAudit, generation, connection)
+            stored = checksums(InventoryAudit, generation, connection)
         assert floor.notifications == shop.log_heads()["Inventory"] > 6
         assert written == {name: count for name, (count, _) in stored.items()}
         assert written[InventoryAudit.events] == floor.notifications

@@ -347,7 +347,7 @@ class Workers:
         """The live workers that have reported the state of a subscriber."""
         reported = {
             report.pid
-            for reports in shop.views.reports().values()
+            for reports in shop.views.reports.all().values()
             for report in reports
         }
         return [worker for worker in self.alive() if worker.pid in reported]
@@ -358,7 +358,7 @@ class Workers:
         live = {worker.pid for worker in self.alive()}
         return {
             report.pid: report.state
-            for report in shop.views.reports().get(subscriber, [])
+            for report in shop.views.reports.all().get(subscriber, [])
             if report.pid in live
         }
 

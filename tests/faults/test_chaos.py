@@ -106,7 +106,7 @@ def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -
             )
             shop.wait_until_processed(timeout=120)
             statuses = subscriber_statuses(
-                shop.subscribers.subscribers, shop.services, shop.views.reports()
+                shop.subscribers.subscribers, shop.services, shop.views.reports.all()
             )
             assert [
                 (s.name, s.state, s.lag_events) for s in statuses if s.lag_events

@@ -119,7 +119,7 @@ def status_of(shop: Shop, name: str) -> SubscriberStatus:
     (status,) = [
         status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
         if status.name == name
     ]
@@ -218,7 +218,7 @@ def test_status_names_an_undecodable_next_event_instead_of_crashing(
     statuses = {
         status.name: status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
     }
 
@@ -243,7 +243,7 @@ def test_status_names_an_undecodable_next_event_instead_of_crashing(
 
 
 def latest_report(shop: Shop, name: str) -> SubscriberReport | None:
-    reports = shop.views.reports().get(name)
+    reports = shop.views.reports.all().get(name)
     return reports[0] if reports else None
 
 

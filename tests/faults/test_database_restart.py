@@ -218,7 +218,7 @@ def all_running(shop: Shop) -> bool:
     return all(
         status.running
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
     )
 
@@ -231,7 +231,7 @@ def assert_settled(shop: Shop, workers: Workers, clients: Clients) -> None:
     checks = check_invariants(shop)
     assert [(check.name, check.detail) for check in checks if not check.ok] == []
     statuses = subscriber_statuses(
-        shop.subscribers.subscribers, shop.services, shop.views.reports()
+        shop.subscribers.subscribers, shop.services, shop.views.reports.all()
     )
     assert [(s.name, s.lag_events) for s in statuses if s.lag_events] == []
     eventually(lambda: all_running(shop), SETTLE_SECONDS, "every subscriber to run")
@@ -340,7 +340,7 @@ def test_a_worker_started_before_the_database_waits_for_it(
                 eventually(
                     lambda: any(
                         report.state == "running" and report.pid == worker.pid
-                        for report in shop.views.reports().get("stock", [])
+                        for report in shop.views.reports.all().get("stock", [])
                     ),
                     SETTLE_SECONDS,
                     "the worker to run the stock subscriber",

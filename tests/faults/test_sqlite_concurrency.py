@@ -61,7 +61,7 @@ def failed_reports(shop: Shop) -> dict[str, list[str]]:
     """The subscribers some instance of which reported that it stopped."""
     return {
         name: [report.error or report.state for report in reports]
-        for name, reports in shop.views.reports().items()
+        for name, reports in shop.views.reports.all().items()
         if any(report.state in ("failed", "halted") for report in reports)
     }
 

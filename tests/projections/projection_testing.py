@@ -45,7 +45,7 @@ class Feeder:
     def __call__(self, events: Iterable[object]) -> None:
         batch = list(events)
         new_position = (self.position or 0) + max(len(batch), 1)
-        applied = self.store.apply(
+        applied = self.store.positions.apply(
             self.projection,
             self.generation,
             batch,
@@ -65,7 +65,7 @@ def rows(
     store: ViewStore, projection: type[ReadModel], table: str
 ) -> list[dict[str, Any]]:
     """Every row of one of the active generation's tables, in primary-key order."""
-    physical = store.active_tables(projection)[table]
+    physical = store.registry.active_tables(projection)[table]
     with store.engine.connect() as connection:
         result = connection.execute(
             select(physical).order_by(*physical.primary_key.columns)

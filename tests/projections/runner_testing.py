@@ -51,7 +51,7 @@ def eventually(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 def stock_rows(store: ViewStore) -> list[Row[Any]]:
     """The rows readers currently see in the stock levels view."""
-    table = store.active_tables(StockLevels)["stock_levels"]
+    table = store.registry.active_tables(StockLevels)["stock_levels"]
     with store.engine.connect() as connection:
         return list(connection.execute(select(table)).all())
 

@@ -206,7 +206,7 @@ def test_the_summary_is_what_the_cart_holds(
     shared_store: ViewStore, commands: list[Command], batch_size: int
 ) -> None:
     feed = Feeder(shared_store, CartSummaries)
-    feed.position = shared_store.position(
+    feed.position = shared_store.positions.position(
         subscriber_name(CartSummaries, 1), CartSummaries.follows
     )
     cart = Cart.open("customer-1")

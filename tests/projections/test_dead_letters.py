@@ -312,7 +312,7 @@ def test_with_stop_the_read_model_halts_at_the_failing_event_until_restarted(
     (status,) = [
         status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
         if status.name == "stock"
     ]

@@ -17,6 +17,7 @@ from projections.audit.indexes import AuditIndex
 from projections.read_model import ReadModel
 from projections.read_models.catalog import READ_MODELS
 from projections.store import ViewStore
+from projections.store.comparison import checksums
 from tests.projections.projection_testing import (
     MUG,
     POT,
@@ -121,7 +122,7 @@ def test_batches_of_any_size_give_the_same_rows(
     tmp_path: Path, projection: type[ReadModel], batch_size: int
 ) -> None:
     store: ViewStore = new_view_store(tmp_path / "v.sqlite3", projection)
-    store.create_generation(projection, 2)
+    store.generations.create(projection, 2)
     events = HISTORIES[projection.follows]()
     one_by_one, batched = Feeder(store, projection, 1), Feeder(store, projection, 2)
 
@@ -131,8 +132,8 @@ def test_batches_of_any_size_give_the_same_rows(
         batched(events[start : start + batch_size])
 
     with store.engine.connect() as connection:
-        first = store.checksums(projection, 1, connection)
-        second = store.checksums(projection, 2, connection)
+        first = checksums(projection, 1, connection)
+        second = checksums(projection, 2, connection)
     assert first == second
     assert any(count for count, _ in first.values())
 
@@ -141,8 +142,8 @@ def test_two_generations_of_every_projection_coexist(settings: Settings) -> None
     store = open_views(settings)
     try:
         for projection in READ_MODELS:
-            store.create_generation(projection, 2)
+            store.generations.create(projection, 2)
             with store.engine.connect() as connection:
-                assert store.checksums(projection, 2, connection)
+                assert checksums(projection, 2, connection)
     finally:
         store.engine.dispose()

@@ -49,7 +49,7 @@ def shop(settings: Settings) -> Iterator[Shop]:
 
 def stock(store: ViewStore) -> dict[str, tuple[Any, ...]]:
     """What readers see of the stock levels, by SKU."""
-    with store.reading(StockLevels) as view:
+    with store.registry.reading(StockLevels) as view:
         levels = view.table("stock_levels")
         return {row.sku: tuple(row) for row in view.connection.execute(select(levels))}
 
@@ -71,7 +71,7 @@ def stocked_shop(shop: Shop) -> Shop:
 def corrupt(store: ViewStore) -> None:
     """Damages the live stock view behind the projection's back: a changed
     row (TEA), a missing one (MUG) and one no event explains."""
-    levels = store.active_tables(StockLevels)["stock_levels"]
+    levels = store.registry.active_tables(StockLevels)["stock_levels"]
     with store.writer.begin() as connection:
         connection.execute(
             update(levels).where(levels.c.sku == TEA).values(on_hand=999)
@@ -111,12 +111,15 @@ def test_rebuilding_an_up_to_date_read_model_agrees_and_switches(shop: Shop) -> 
     [levels] = report.tables
     assert (levels.live_rows, levels.rebuilt_rows) == (3, 3)
     assert levels.live_checksum == levels.rebuilt_checksum
-    assert shop.views.active(StockLevels) == ActiveGeneration(2, 1)
+    assert shop.views.registry.active(StockLevels) == ActiveGeneration(2, 1)
     assert stock(shop.views) == seen_before
     # and the old generation is gone, tables and position
     assert report.dropped == (1,)
     assert not table_exists(shop.views, "stock_levels_g1")
-    assert shop.views.position(subscriber_name(StockLevels, 1), "Inventory") is None
+    assert (
+        shop.views.positions.position(subscriber_name(StockLevels, 1), "Inventory")
+        is None
+    )
     # and progress was told about every phase, ending at the position compared
     assert {step.phase for step in steps} >= {"replaying", "comparing", "done"}
     assert steps[-1] == RebuildStep("stock", "done", report.position, report.position)
@@ -136,11 +139,14 @@ def test_verify_compares_without_switching_and_lists_the_rows_that_differ(
     assert same.agrees
     assert not same.switched
     assert same.active_generation == 1
-    assert shop.views.active(StockLevels) == ActiveGeneration(1, 1)
+    assert shop.views.registry.active(StockLevels) == ActiveGeneration(1, 1)
     # and drops the generation it built for the comparison
     assert same.dropped == (2,)
     assert not table_exists(shop.views, "stock_levels_g2")
-    assert shop.views.position(subscriber_name(StockLevels, 2), "Inventory") is None
+    assert (
+        shop.views.positions.position(subscriber_name(StockLevels, 2), "Inventory")
+        is None
+    )
 
     # when someone edits the live view by hand
     corrupt(shop.views)
@@ -178,7 +184,7 @@ def test_switch_if_equal_keeps_a_differing_view_and_switch_repairs_it(
     # when the default mode finds differences, nothing is switched
     [refused] = shop.rebuild("stock")
     assert not refused.switched
-    assert shop.views.active(StockLevels).generation == 1
+    assert shop.views.registry.active(StockLevels).generation == 1
     assert stock(shop.views) == corrupted
     assert not table_exists(shop.views, f"stock_levels_g{refused.generation}")
 
@@ -202,20 +208,20 @@ def test_a_runner_cannot_write_to_a_generation_that_was_switched_away(
     shop.subscribers.stop()
     store = shop.views
     live = subscriber_name(StockLevels, 1)
-    position = store.position(live, "Inventory")
+    position = store.positions.position(live, "Inventory")
     assert position is not None
     before = stock(store)
     # given readers switched to another generation (the old one not dropped yet)
-    shadow = store.reserve_generation(StockLevels)
+    shadow = store.generations.reserve(StockLevels)
     with store.writer.begin() as connection:
-        store.switch(StockLevels, shadow, connection)
+        store.registry.switch(StockLevels, shadow, connection)
     shop.receive_stock(TEA, 1)
     [received] = shop.inventory.recorder.select_notifications(
         start=position, limit=1, inclusive_of_start=False
     )
 
     # when the old generation's runner hands in its next batch
-    applied = store.apply(
+    applied = store.positions.apply(
         StockLevels,
         1,
         [shop.inventory.mapper.to_domain_event(received)],
@@ -226,7 +232,7 @@ def test_a_runner_cannot_write_to_a_generation_that_was_switched_away(
 
     # then it is refused, and neither the view nor the position moved
     assert not applied
-    assert store.position(live, "Inventory") == position
+    assert store.positions.position(live, "Inventory") == position
     levels = generation_tables(StockLevels, 1)["stock_levels"]
     with store.engine.connect() as connection:
         old_rows = {row.sku: tuple(row) for row in connection.execute(select(levels))}
@@ -286,11 +292,11 @@ def test_a_first_batch_racing_a_switch_waits_for_it_then_writes_nothing(
     the registry row is what orders a switch and a live batch."""
     store = open_views(settings)
     try:
-        shadow = store.reserve_generation(StockLevels)
+        shadow = store.generations.reserve(StockLevels)
         results: list[bool] = []
         first_batch = threading.Thread(
             target=lambda: results.append(
-                store.apply(
+                store.positions.apply(
                     StockLevels,
                     1,
                     [],
@@ -301,15 +307,18 @@ def test_a_first_batch_racing_a_switch_waits_for_it_then_writes_nothing(
             )
         )
         with store.writer.begin() as connection:
-            store.registry(connection, StockLevels, lock="update")
+            store.registry.read(connection, StockLevels, lock="update")
             first_batch.start()
             if store.is_postgres:
                 eventually(lambda: blocked_by(connection) == 1, 10, "the batch to wait")
-            store.switch(StockLevels, shadow, connection)
+            store.registry.switch(StockLevels, shadow, connection)
         first_batch.join()
 
         assert results == [False]
-        assert store.position(subscriber_name(StockLevels, 1), "Inventory") is None
+        assert (
+            store.positions.position(subscriber_name(StockLevels, 1), "Inventory")
+            is None
+        )
     finally:
         store.engine.dispose()
 
@@ -347,7 +356,7 @@ def test_a_rebuild_that_loses_the_switch_to_another_one_fails_cleanly(
 
     # the loser dropped its shadow (2); the winner took the next number (3)
     # and its generation serves readers
-    assert store.active(StockLevels).generation == 3
+    assert store.registry.active(StockLevels).generation == 3
     assert not table_exists(store, "stock_levels_g2")
     assert set(stock(store)) == {TEA, MUG, JAM}
 
@@ -359,11 +368,11 @@ def test_readers_keep_their_snapshot_while_the_generation_is_switched_and_droppe
     reports = []
     rebuilding = threading.Thread(target=lambda: reports.extend(shop.rebuild("stock")))
 
-    with shop.views.reading(StockLevels) as view:
+    with shop.views.registry.reading(StockLevels) as view:
         assert view.generation == 1
         rebuilding.start()
         eventually(
-            lambda: shop.views.active(StockLevels).generation == 2,
+            lambda: shop.views.registry.active(StockLevels).generation == 2,
             20,
             "the switch to generation 2",
         )

@@ -83,7 +83,7 @@ def test_views_built_live_hold_what_a_rebuild_from_the_log_holds(
         assert not report.switched
         assert report.position == shop.log_heads()["Inventory"]
         # and both equal what the aggregates say
-        with shop.views.reading(StockLevels) as view:
+        with shop.views.registry.reading(StockLevels) as view:
             levels = view.table("stock_levels")
             seen = {
                 row.sku: (row.on_hand, row.reserved, row.available)

@@ -90,8 +90,8 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
     new_runner.start()
     eventually(lambda: new_code.is_outdated, 10, "version 2 to find itself outdated")
     # and may not write to version 1's generation
-    position = store.position(subscriber_name(StockLevels, 1), "Inventory")
-    assert not store.apply(
+    position = store.positions.position(subscriber_name(StockLevels, 1), "Inventory")
+    assert not store.positions.apply(
         StockLevelsWithReceipts,
         1,
         [],
@@ -110,7 +110,7 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
         nonlocal reads
         try:
             while not stop.is_set():
-                with store.reading(StockLevels) as view:
+                with store.registry.reading(StockLevels) as view:
                     levels = view.table("stock_levels")
                     rows = view.connection.execute(select(levels)).all()
                 assert {row.sku for row in rows} == set(SKUS)
@@ -155,7 +155,7 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
     assert report.versions_differ
     assert (report.live_version, report.version) == (1, 2)
     assert report.tables[0].live_checksum is None  # counted, not compared
-    assert store.active(StockLevels) == ActiveGeneration(report.generation, 2)
+    assert store.registry.active(StockLevels) == ActiveGeneration(report.generation, 2)
     with store.engine.connect() as connection:
         assert not inspect(connection).has_table("stock_levels_g1")
 
@@ -163,7 +163,7 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
     head = shop.log_heads()["Inventory"]
     new_generation = subscriber_name(StockLevelsWithReceipts, report.generation)
     eventually(
-        lambda: store.position(new_generation, "Inventory") == head,
+        lambda: store.positions.position(new_generation, "Inventory") == head,
         20,
         "version 2's runner to catch up",
     )
@@ -173,12 +173,12 @@ def test_a_new_version_is_rolled_out_while_the_old_one_serves_readers(
     position = old_code.position()
     assert old_code.is_outdated
     assert not old_code.process([], expected_position=position, new_position=head)
-    assert store.position(new_generation, "Inventory") == head
+    assert store.positions.position(new_generation, "Inventory") == head
     [old_runner] = [r for r in shop.subscribers.runners if r.name == "stock"]
     assert old_runner.error is None
 
     # and the new column holds what the new rule says
-    with store.reading(StockLevelsWithReceipts) as view:
+    with store.registry.reading(StockLevelsWithReceipts) as view:
         levels = view.table("stock_levels")
         units_received = {
             row.sku: row.units_received
@@ -220,7 +220,7 @@ def test_start_up_leaves_a_generation_of_another_version_alone(tmp_path: Path) -
     store.create_schema()
 
     # then the registry knows generation 1 as version 1's, and nothing changed
-    assert store.active(StockLevelsWithReceipts) == ActiveGeneration(1, 1)
+    assert store.registry.active(StockLevelsWithReceipts) == ActiveGeneration(1, 1)
     with engine.connect() as connection:
         columns = {
             column["name"]

@@ -74,7 +74,7 @@ def test_status_shows_position_head_lag_and_state(shop: Shop) -> None:
     statuses = {
         status.name: status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
     }
 
@@ -92,7 +92,7 @@ def test_status_shows_position_head_lag_and_state(shop: Shop) -> None:
     after = {
         status.name: status
         for status in subscriber_statuses(
-            shop.subscribers.subscribers, shop.services, shop.views.reports()
+            shop.subscribers.subscribers, shop.services, shop.views.reports.all()
         )
     }["stock"]
     shop.subscribers.stop()

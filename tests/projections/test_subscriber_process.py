@@ -69,7 +69,7 @@ def test_the_saga_and_the_views_run_in_a_process_of_their_own(
         assert shop.subscribers.runners == []
         reporters = {
             report.pid
-            for reports in shop.views.reports().values()
+            for reports in shop.views.reports.all().values()
             for report in reports
             if report.state == "running"
         }
@@ -93,7 +93,7 @@ def test_wait_until_started_returns_once_the_helper_hosts_every_subscriber(
         # then every subscriber has reported in from both helpers: one leads,
         # the other stands by
         names = {subscriber.name for subscriber in first.subscribers.subscribers}
-        reports = first.views.reports()
+        reports = first.views.reports.all()
         assert set(reports) >= names
         for name in names:
             assert {report.pid for report in reports[name]} >= helpers
@@ -105,7 +105,7 @@ def test_wait_until_started_returns_at_once_for_a_shop_that_hosts_none(
 ) -> None:
     with Shop(settings=settings, subscribers="workers") as shop:
         shop.wait_until_started(timeout=0)
-        assert shop.views.reports() == {}
+        assert shop.views.reports.all() == {}
 
 
 def test_a_subscriber_that_halts_in_the_helper_fails_wait_until_processed(

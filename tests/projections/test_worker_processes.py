@@ -55,9 +55,12 @@ def tracking_row_locked(shop: Shop, subscriber: str) -> Iterator[None]:
 
 
 def stock_position(shop: Shop) -> int:
-    generation = shop.views.active_generation(StockLevels)
+    generation = shop.views.registry.active_generation(StockLevels)
     return (
-        shop.views.position(subscriber_name(StockLevels, generation), "Inventory") or 0
+        shop.views.positions.position(
+            subscriber_name(StockLevels, generation), "Inventory"
+        )
+        or 0
     )
 
 
@@ -84,7 +87,7 @@ def test_a_worker_killed_mid_batch_resumes_without_applying_any_event_twice(
             lambda: stock_position(shop) == caught_up, 60, "the worker's catch-up"
         )
         subscriber = subscriber_name(
-            StockLevels, shop.views.active_generation(StockLevels)
+            StockLevels, shop.views.registry.active_generation(StockLevels)
         )
 
         # when the rest arrives while its next batch cannot commit (a lock,
@@ -156,7 +159,7 @@ def _states(shop: Shop) -> dict[int, str]:
     """State last reported by each live process running the stock subscriber."""
     return {
         report.pid: report.state
-        for report in shop.views.reports().get("stock", [])
+        for report in shop.views.reports.all().get("stock", [])
         if _alive(report.pid)
     }
 
