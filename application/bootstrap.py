@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Self, TypeVar
+from typing import Literal, TypeVar
 
 from application.audit.service import Audit
+from application.closing import ClosedOnExit
 from application.config import Settings
 from application.persistence.connections import application_name
 from application.services import Carts, Inventory, Orders
@@ -104,7 +104,7 @@ def open_services(
 
 
 @dataclass(frozen=True)
-class Stores:
+class Stores(ClosedOnExit):
     """A shop's services and view store, without the rest of its graph: what
     a worker, a rebuild or the helper process runs against."""
 
@@ -112,20 +112,7 @@ class Stores:
     views: ViewStore
 
     def close(self) -> None:
-        for service in self.services.values():
-            service.close()
-        self.views.engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        _release(self.services, self.views)
 
 
 def open_stores(settings: Settings, names: Collection[str] | None = None) -> Stores:
@@ -141,7 +128,7 @@ def open_stores(settings: Settings, names: Collection[str] | None = None) -> Sto
 
 
 @dataclass(frozen=True)
-class ShopParts:
+class ShopParts(ClosedOnExit):
     """Everything a shop is, built and wired by ``bootstrap``; ``close``
     stops its subscribers and releases its connections."""
 
@@ -160,20 +147,14 @@ class ShopParts:
     def close(self) -> None:
         # The subscribers first: they write to the services and the views.
         self.subscribers.stop()
-        for service in self.services.values():
-            service.close()
-        self.views.engine.dispose()
+        _release(self.services, self.views)
 
-    def __enter__(self) -> Self:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+def _release(services: Mapping[str, Service], views: ViewStore) -> None:
+    """Closes the services' connections and the view store's."""
+    for service in services.values():
+        service.close()
+    views.engine.dispose()
 
 
 def bootstrap(

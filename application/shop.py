@@ -14,11 +14,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypedDict, Unpack
+from typing import TypedDict, Unpack
 from uuid import UUID
 
 from application.bootstrap import Hosting, Service, bootstrap
+from application.closing import ClosedOnExit
 from application.config import FaultPolicy, Settings
 from application.persistence.budget import time_budget
 from application.services.aggregate_views import CartView, OrderView, StockView
@@ -41,7 +41,7 @@ class Action(TypedDict, total=False):
     correlation_id: UUID
 
 
-class Shop:
+class Shop(ClosedOnExit):
     """Cart, Order and Inventory services over one store.
 
     ``Shop()`` keeps its data in SQLite files under ``./eventshop-data`` (or
@@ -259,14 +259,3 @@ class Shop:
 
     def close(self) -> None:
         self._parts.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

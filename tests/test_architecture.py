@@ -6,9 +6,6 @@ user did not ask for (the storage drivers, SQLAlchemy, rich)."""
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from application import config, shop
 from application.cli.commands import COMMANDS
 from application.cli.parser import build_parser
 from application.services import aggregate_views as dto
+from tests.support.fresh_interpreter import modules_loaded_after
 from tests.support.import_graph import (
     ROOT,
     Import,
@@ -73,20 +71,10 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> N
 
 
 def modules_loaded(code: str) -> list[str]:
-    """Which heavy libraries a fresh interpreter has loaded after ``code``."""
-    probe = (
-        f"{code}\nimport json, sys\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    loaded: list[str] = json.loads(result.stdout.strip().splitlines()[-1])
-    return loaded
+    """Which heavy libraries (or their parts) a fresh interpreter has loaded
+    after ``code``."""
+    loaded = modules_loaded_after(code, prefixes=HEAVY)
+    return sorted({name.split(".")[0] for name in loaded})
 
 
 def test_importing_the_settings_loads_no_driver_and_no_rich() -> None:

@@ -243,11 +243,12 @@ def _add_audit_parsers(
 def _add_audit_query_parsers(
     audit_commands: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> None:
-    history = audit_commands.add_parser(
-        "history", help="every event of one aggregate, with version, time and actor"
+    _audit_query(
+        audit_commands,
+        "history",
+        "every event of one aggregate, with version, time and actor",
+        "aggregate_id",
     )
-    history.add_argument("aggregate_id")
-    _common(history, "audit history")
 
     events = audit_commands.add_parser(
         "events", help="events by type, time, actor, SKU or customer, paged"
@@ -266,26 +267,40 @@ def _add_audit_query_parsers(
     order.add_argument("--newest-first", action="store_true", help="(the default)")
     _common(events, "audit events")
 
-    trace = audit_commands.add_parser(
-        "trace", help="everything one user action caused, as a tree"
+    _audit_query(
+        audit_commands,
+        "trace",
+        "everything one user action caused, as a tree",
+        "correlation_id",
     )
-    trace.add_argument("correlation_id")
-    _common(trace, "audit trace")
-
-    stock = audit_commands.add_parser(
-        "stock", help="a SKU's stock movements with the running balance"
+    _audit_query(
+        audit_commands,
+        "stock",
+        "a SKU's stock movements with the running balance",
+        "sku",
     )
-    stock.add_argument("sku")
-    _common(stock, "audit stock")
-
-    state = audit_commands.add_parser(
-        "state", help="an aggregate as it was at a version or a time"
+    state = _audit_query(
+        audit_commands,
+        "state",
+        "an aggregate as it was at a version or a time",
+        "aggregate_id",
     )
-    state.add_argument("aggregate_id")
     when = state.add_mutually_exclusive_group()
     when.add_argument("--version", type=int)
     when.add_argument("--at", type=_moment, help="ISO time with zone")
-    _common(state, "audit state")
+
+
+def _audit_query(
+    audit_commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    subject: str,
+) -> argparse.ArgumentParser:
+    """An audit query about one subject (an aggregate, a SKU, an action)."""
+    parser = audit_commands.add_parser(name, help=help_text)
+    parser.add_argument(subject)
+    _common(parser, f"audit {name}")
+    return parser
 
 
 def _common(parser: argparse.ArgumentParser, handler: str) -> None:

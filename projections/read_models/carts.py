@@ -24,8 +24,8 @@ from domain.values import Line
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
 from projections.read_models.lines import line_table, lines_of
+from projections.read_models.rows import row_as
 from projections.store import ViewStore
-from projections.store.engine import as_utc
 
 
 class CartSummaries(ReadModel):
@@ -169,14 +169,4 @@ def cart_summary(store: ViewStore, cart_id: UUID) -> CartSummary | None:
         if row is None:
             return None
         lines_of_cart = lines_of(connection, lines, "cart_id", [cart_id])
-    return CartSummary(
-        cart_id=row.cart_id,
-        customer_id=row.customer_id,
-        status=row.status,
-        lines=lines_of_cart.get(cart_id, ()),
-        item_count=row.item_count,
-        total=row.total,
-        order_id=row.order_id,
-        opened_at=as_utc(row.opened_at),
-        updated_at=as_utc(row.updated_at),
-    )
+    return row_as(CartSummary, row, lines=lines_of_cart.get(cart_id, ()))

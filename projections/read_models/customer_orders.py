@@ -25,8 +25,8 @@ from domain.order import Order, OrderStatus
 from projections.batching.changes import Changes
 from projections.batching.rows import RowView
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.read_models.rows import row_as
 from projections.store import ViewStore
-from projections.store.engine import as_utc
 
 NOTHING_YET = {"orders_placed": 0, "orders_shipped": 0, "amount_spent": Decimal("0.00")}
 """A customer's totals before their first order."""
@@ -149,16 +149,7 @@ def customer_history(store: ViewStore, customer_id: str) -> CustomerHistory:
         ).one_or_none()
     return CustomerHistory(
         customer_id=customer_id,
-        orders=tuple(
-            CustomerOrder(
-                order_id=row.order_id,
-                status=row.status,
-                total=row.total,
-                placed_at=as_utc(row.placed_at),
-                updated_at=as_utc(row.updated_at),
-            )
-            for row in rows
-        ),
+        orders=tuple(row_as(CustomerOrder, row) for row in rows),
         orders_placed=0 if total is None else total.orders_placed,
         orders_shipped=0 if total is None else total.orders_shipped,
         amount_spent=Decimal("0.00") if total is None else total.amount_spent,

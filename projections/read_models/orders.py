@@ -27,8 +27,8 @@ from domain.values import Line
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
 from projections.read_models.lines import line_table, lines_of
+from projections.read_models.rows import row_as
 from projections.store import ViewStore
-from projections.store.engine import as_utc
 
 SKU_SEPARATOR = ","
 """Joins ``short_skus`` into one column; a SKU never holds a comma."""
@@ -219,29 +219,13 @@ def _order_summaries(
             connection, lines, "order_id", [row.order_id for row in rows]
         )
     return tuple(
-        OrderSummary(
-            order_id=row.order_id,
-            cart_id=row.cart_id,
-            customer_id=row.customer_id,
-            status=row.status,
+        row_as(
+            OrderSummary,
+            row,
             lines=lines_of_orders.get(row.order_id, ()),
-            total=row.total,
             short_skus=tuple(row.short_skus.split(SKU_SEPARATOR))
             if row.short_skus
             else (),
-            rejection_reason=row.rejection_reason,
-            cancellation_reason=row.cancellation_reason,
-            placed_at=as_utc(row.placed_at),
-            confirmed_at=_utc_or_none(row.confirmed_at),
-            rejected_at=_utc_or_none(row.rejected_at),
-            paid_at=_utc_or_none(row.paid_at),
-            shipped_at=_utc_or_none(row.shipped_at),
-            cancelled_at=_utc_or_none(row.cancelled_at),
-            updated_at=as_utc(row.updated_at),
         )
         for row in rows
     )
-
-
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)

@@ -23,8 +23,8 @@ from sqlalchemy import (
 from domain.order import Order
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.read_models.rows import row_as
 from projections.store import ViewStore
-from projections.store.engine import as_utc
 
 NOTHING_SOLD = {"units_sold": 0, "revenue": Decimal("0.00"), "orders_shipped": 0}
 """A SKU's sales before its first shipped order."""
@@ -119,13 +119,4 @@ def product_sales(store: ViewStore) -> tuple[ProductSalesRow, ...]:
         rows = view.connection.execute(
             select(sales).order_by(sales.c.revenue.desc(), sales.c.sku)
         ).all()
-    return tuple(
-        ProductSalesRow(
-            sku=row.sku,
-            units_sold=row.units_sold,
-            revenue=row.revenue,
-            orders_shipped=row.orders_shipped,
-            last_shipped_at=as_utc(row.last_shipped_at),
-        )
-        for row in rows
-    )
+    return tuple(row_as(ProductSalesRow, row) for row in rows)

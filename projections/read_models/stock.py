@@ -12,7 +12,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Numeric,
-    Row,
     String,
     Table,
     Uuid,
@@ -22,8 +21,8 @@ from sqlalchemy import (
 from domain.inventory import InventoryItem
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
+from projections.read_models.rows import row_as
 from projections.store import ViewStore
-from projections.store.engine import as_utc
 
 
 class StockLevels(ReadModel):
@@ -115,7 +114,7 @@ def stock_levels(store: ViewStore) -> tuple[StockLevel, ...]:
     with store.registry.reading(StockLevels) as view:
         levels = view.table("stock_levels")
         rows = view.connection.execute(select(levels).order_by(levels.c.sku)).all()
-    return tuple(_stock_level(row) for row in rows)
+    return tuple(row_as(StockLevel, row) for row in rows)
 
 
 def stock_level(store: ViewStore, sku: str) -> StockLevel | None:
@@ -124,16 +123,4 @@ def stock_level(store: ViewStore, sku: str) -> StockLevel | None:
         row = view.connection.execute(
             select(levels).where(levels.c.sku == sku)
         ).one_or_none()
-    return None if row is None else _stock_level(row)
-
-
-def _stock_level(row: Row[tuple[object, ...]]) -> StockLevel:
-    return StockLevel(
-        sku=row.sku,
-        name=row.name,
-        price=row.price,
-        on_hand=row.on_hand,
-        reserved=row.reserved,
-        available=row.available,
-        updated_at=as_utc(row.updated_at),
-    )
+    return None if row is None else row_as(StockLevel, row)
