@@ -6,13 +6,12 @@ basename under ``tests/`` must be unique.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanMutateAggregate, DomainEventProtocol
+from eventsourcing.domain import Aggregate
 
 from application import Shop
 from domain.inventory import InventoryItem
@@ -67,16 +66,6 @@ def place_order_of(shop: Shop, cart_id: UUID) -> UUID:
     )
     assert placed == order_id == order_id_for_cart(cart_id)
     return placed
-
-
-def replay(cls: type[A], events: Iterable[DomainEventProtocol[UUID]]) -> A:
-    """Folds stored events into an aggregate by hand, without any snapshot."""
-    aggregate: Aggregate | None = None
-    for stored in events:
-        assert isinstance(stored, CanMutateAggregate)
-        aggregate = stored.mutate(aggregate)
-    assert isinstance(aggregate, cls)
-    return aggregate
 
 
 def item_state(item: InventoryItem) -> dict[str, object]:

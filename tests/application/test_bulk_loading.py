@@ -16,7 +16,8 @@ from application.persistence.sqlite import IDS_PER_STATEMENT
 from application.services.loading import AggregateLoader
 from domain.cart import Cart
 from domain.inventory import InventoryItem
-from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state, replay
+from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state
+from tests.domain.domain_testing import replay
 from tests.saga.process_driving import Services, spy_on
 
 SNAPSHOT_INTERVAL = 50

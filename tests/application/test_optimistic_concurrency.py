@@ -25,8 +25,9 @@ from tests.application.concurrent_workers import (
     WorkerTask,
     reserve_many,
 )
-from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state, replay
+from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state
 from tests.conftest import postgres_url
+from tests.domain.domain_testing import replay
 
 
 @pytest.fixture

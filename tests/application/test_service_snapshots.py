@@ -16,7 +16,8 @@ from application import Settings
 from application.services import Inventory
 from domain.inventory import InventoryItem
 from domain.values import inventory_item_id
-from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state, replay
+from tests.application.shop_testing import TEA, TEA_NAME, TEA_PRICE, item_state
+from tests.domain.domain_testing import replay
 
 INTERVAL = 50
 

@@ -37,10 +37,12 @@ def then_nothing(aggregate: Aggregate) -> None:
     assert list(aggregate.collect_events()) == []
 
 
-def replay(cls: type[A], events: Iterable[CanMutateAggregate[UUID]]) -> A:
-    """Rebuilds an aggregate from its history, as a repository would."""
-    aggregate: A | None = None
+def replay(cls: type[A], events: Iterable[DomainEventProtocol[UUID]]) -> A:
+    """Rebuilds an aggregate from its history by hand, as a repository would
+    but without any snapshot (the application tests fold stored events)."""
+    aggregate: Aggregate | None = None
     for past_event in events:
+        assert isinstance(past_event, CanMutateAggregate)
         aggregate = past_event.mutate(aggregate)
     assert isinstance(aggregate, cls)
     return aggregate

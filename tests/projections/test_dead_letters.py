@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event
 
 from application.cli import main
-from application.config import FaultPolicy, OnFailure, Settings
+from application.config import FaultPolicy, Settings
 from application.shop import Shop
 from application.subscribers.fault_handling import SubscriberHaltedError
 from application.subscribers.runner import SubscriberRunner
@@ -33,16 +33,10 @@ from projections.batching.changes import Changes
 from projections.read_model_subscriber import ReadModelSubscriber
 from projections.read_models.stock import StockLevels
 from tests.projections.runner_testing import eventually, stock_rows
+from tests.support.fault_testing import fast
 
 SKU = "TEA-SENCHA"
 UNLUCKY = 13
-
-
-def fast(on_failure: OnFailure, attempts: int = 3) -> FaultPolicy:
-    """A policy whose backoff is short enough for tests."""
-    return FaultPolicy(
-        attempts=attempts, base_delay=0.001, max_delay=0.005, on_failure=on_failure
-    )
 
 
 @dataclass

@@ -18,7 +18,8 @@ from domain.allocation import allocation_id
 from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id, order_id_for_cart
-from tests.application.shop_testing import item_state, replay
+from tests.application.shop_testing import item_state
+from tests.domain.domain_testing import replay
 from tests.saga.process_driving import Services, spy_on
 
 TEA = "TEA-1"
