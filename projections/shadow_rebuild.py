@@ -48,9 +48,6 @@ __all__ = [
     "RebuildMode",
     "RebuildReport",
     "RebuildStep",
-    # Re-exported: the report holds its tables' comparisons, and the command
-    # line imports the type from here with the report.
-    "TableComparison",
     "rebuild",
 ]
 

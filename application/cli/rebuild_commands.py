@@ -25,8 +25,8 @@ from projections.shadow_rebuild import (
     RebuildMode,
     RebuildReport,
     RebuildStep,
-    TableComparison,
 )
+from projections.store.comparison import TableComparison
 
 
 class EventRateColumn(ProgressColumn):

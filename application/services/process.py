@@ -269,9 +269,8 @@ class ProcessSubscriber:
         """Reacts to the event of a parked dead letter and marks it retried, in
         one transaction. If the reaction fails, nothing of it is written, the
         dead letter keeps the new error and DeadLetterRetryFailedError says so."""
-        for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self._uncached)
-            letter = self._dead_letter(batch, dead_letter_id)
+
+        def react_and_mark_retried(batch: Batch, letter: DeadLetter) -> None:
             letter.mark_retried()
             try:
                 event = parked_event()
@@ -287,13 +286,8 @@ class ProcessSubscriber:
                 raise DeadLetterRetryFailedError(
                     dead_letter_id, failure.error
                 ) from error
-            try:
-                self.service.record_batch(batch)
-            except RecordConflictError:
-                # A command, or another retry, changed something meanwhile.
-                continue
-            return
-        raise ConcurrencyConflictError(dead_letter_id, MAX_BATCH_ATTEMPTS)
+
+        self._record_with_dead_letter(dead_letter_id, react_and_mark_retried)
 
     def discard(self, dead_letter_id: UUID, reason: str) -> None:
         self._change_dead_letter(dead_letter_id, lambda letter: letter.discard(reason))
@@ -301,11 +295,21 @@ class ProcessSubscriber:
     def _change_dead_letter(
         self, dead_letter_id: UUID, change: Callable[[DeadLetter], None]
     ) -> None:
-        for _ in range(MAX_BATCH_ATTEMPTS):
-            batch = Batch(self._uncached)
-            letter = self._dead_letter(batch, dead_letter_id)
+        def change_and_record(batch: Batch, letter: DeadLetter) -> None:
             change(letter)
             batch.record(letter)
+
+        self._record_with_dead_letter(dead_letter_id, change_and_record)
+
+    def _record_with_dead_letter(
+        self, dead_letter_id: UUID, fill: Callable[[Batch, DeadLetter], None]
+    ) -> None:
+        """Loads the dead letter into a new batch, lets ``fill`` change it and
+        add to the batch, and records the batch; all again from the start when a
+        command, or another retry, wrote something of it meanwhile."""
+        for _ in range(MAX_BATCH_ATTEMPTS):
+            batch = Batch(self._uncached)
+            fill(batch, self._dead_letter(batch, dead_letter_id))
             try:
                 self.service.record_batch(batch)
             except RecordConflictError:
