@@ -22,7 +22,7 @@ from typing import Literal, TypeVar
 
 from application.audit.service import Audit
 from application.closing import ClosedOnExit
-from application.config import Settings
+from application.config import VIEWS, Settings
 from application.persistence.connections import application_name
 from application.services import Carts, Inventory, Orders
 from application.shop_queries import ShopQueries
@@ -54,15 +54,15 @@ SERVICE_CLASSES: tuple[type[Carts], type[Orders], type[Inventory]] = (
 
 
 def open_views(settings: Settings) -> ViewStore:
-    """The view database of a shop, with its schema created if missing."""
-    if settings.engine == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The view database of a shop (the shop's, unless the views are given
+    one of their own), with its schema created if missing."""
+    storage = settings.storage_of(VIEWS)
+    if storage.engine == "sqlite":
         engine = sqlite_engine(
-            settings.data_dir / "views.sqlite3",
-            lock_timeout=settings.lock_timeout_seconds,
+            storage.sqlite_file(VIEWS), lock_timeout=settings.lock_timeout_seconds
         )
     else:
-        pg = settings.postgres
+        pg = storage.postgres
         assert pg is not None
         engine = postgres_engine(
             host=pg.host,

@@ -1,4 +1,4 @@
-"""Where the event store lives, chosen by one setting.
+"""How a shop runs, and where each of its parts keeps its data.
 
 ``EVENTSHOP_DATABASE_URL`` (or the ``database_url`` argument) picks the engine:
 
@@ -7,24 +7,39 @@
 * ``postgresql://user:password@host:port/dbname?schema=name``: one PostgreSQL
   database, each service with its own tables in ``schema`` (default ``public``).
 
-Everything else (the services, the subscribers, the CLI) asks this module for an
-eventsourcing environment and never looks at the URL itself.
+A service, or the views, may be given a database of its own
+(``EVENTSHOP_CARTS_DATABASE_URL``, ``EVENTSHOP_ORDERS_DATABASE_URL``,
+``EVENTSHOP_INVENTORY_DATABASE_URL``, ``EVENTSHOP_VIEWS_DATABASE_URL``, or
+``part_urls``); each defaults to the one above, and the engines may be mixed.
+Everything else (the services, the subscribers, the CLI) asks this module for
+an eventsourcing environment or a :class:`~application.databases.Storage` and
+never looks at a URL itself.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from application.databases import (
+    DEFAULT_DATA_DIR,
+    ConfigurationError,
+    Engine,
+    PostgresLocation,
+    Storage,
+)
+from application.service_names import SERVICE_NAMES
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
-DATA_DIR_VARIABLE = "EVENTSHOP_DATA_DIR"
+VIEWS = "views"
+"""The part of a shop that holds the read models (beside its three services)."""
+STORAGE_PARTS = (*SERVICE_NAMES, VIEWS)
+"""What may be given a database of its own."""
 PAYMENT_TIMEOUT_VARIABLE = "EVENTSHOP_PAYMENT_TIMEOUT_SECONDS"
 COMMAND_TIMEOUT_VARIABLE = "EVENTSHOP_COMMAND_TIMEOUT_SECONDS"
 CONNECT_TIMEOUT_VARIABLE = "EVENTSHOP_CONNECT_TIMEOUT_SECONDS"
@@ -39,39 +54,6 @@ DEFAULT_POOL_MAX_IDLE_SECONDS = 10.0
 # The services' shared pool (one per process and database) may grow to this
 # many connections above its least size, as the three pools' 24 never did.
 DEFAULT_SHARED_POOL_MAX_OVERFLOW = 15
-DEFAULT_DATA_DIR = Path("eventshop-data")
-
-_SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-Engine = Literal["sqlite", "postgres"]
-
-
-class ConfigurationError(ValueError):
-    """The storage settings cannot be used as given."""
-
-
-@dataclass(frozen=True)
-class PostgresLocation:
-    host: str
-    port: int
-    user: str
-    # Never in a repr: settings are printed and logged.
-    password: str = field(repr=False)
-    dbname: str
-    schema: str = "public"
-
-    def conninfo(self, dbname: str | None = None) -> str:
-        """A libpq connection string, for tools that connect on their own."""
-        from psycopg.conninfo import make_conninfo
-
-        return make_conninfo(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=dbname or self.dbname,
-        )
-
 
 OnFailure = Literal["stop", "park"]
 
@@ -151,11 +133,15 @@ READ_MODEL_FAULT_POLICY = FaultPolicy(on_failure="park")
 
 @dataclass(frozen=True)
 class Settings:
-    """Storage settings shared by every service of one shop."""
+    """How one shop runs: where its parts keep their data, its pools, timing,
+    batching and fault policies."""
 
+    # The shop's database: every part's that ``own_storage`` does not name.
     engine: Engine
     data_dir: Path = DEFAULT_DATA_DIR
     postgres: PostgresLocation | None = None
+    # A database of its own, per part (a service's name, or ``"views"``).
+    own_storage: Mapping[str, Storage] = field(default_factory=dict)
     # Small pools: PostgreSQL allows 100 connections by default across every
     # process on the machine. The three services of a process share one pool
     # per database (at least ``pool_size`` connections, at most
@@ -190,12 +176,19 @@ class Settings:
 
     @classmethod
     def from_url(
-        cls, database_url: str | None = None, *, data_dir: str | Path | None = None
+        cls,
+        database_url: str | None = None,
+        *,
+        data_dir: str | Path | None = None,
+        part_urls: Mapping[str, str | None] | None = None,
     ) -> Settings:
         """Reads the URL (or the environment) and returns validated settings.
         A ``data_dir`` without a URL means SQLite in that folder, whatever the
-        environment says."""
+        environment says. ``part_urls`` gives a part (a service's name, or
+        ``"views"``) a database of its own; a part it leaves out, or gives
+        None, is read from ``EVENTSHOP_<PART>_DATABASE_URL`` if set."""
         settings = cls._storage(database_url, data_dir)
+        settings = replace(settings, own_storage=_own_storage(settings, part_urls))
         payment_timeout = _seconds_from_environment(PAYMENT_TIMEOUT_VARIABLE)
         if payment_timeout is not None:
             settings = replace(
@@ -218,6 +211,7 @@ class Settings:
             seconds = getattr(self, name)
             if not 0 < seconds < 10**6:
                 raise ConfigurationError(f"{name} must be positive, not {seconds!r}")
+        _check_parts(self.own_storage)
 
     @classmethod
     def _storage(
@@ -228,28 +222,31 @@ class Settings:
         url = database_url or os.environ.get(DATABASE_URL_VARIABLE) or ""
         if data_dir is not None and not url.startswith("sqlite:"):
             raise ConfigurationError("a data folder only applies to SQLite")
-        if not url or url.startswith("sqlite:"):
-            return cls(engine="sqlite", data_dir=_sqlite_dir(url, data_dir))
-        if url.startswith(("postgresql:", "postgres:")):
-            return cls(engine="postgres", postgres=_postgres_location(url))
-        raise ConfigurationError(
-            f"unsupported database URL {redact(url)!r}: "
-            "use sqlite:///folder or postgresql://..."
+        storage = Storage.from_url(url, data_dir)
+        return cls(
+            engine=storage.engine, data_dir=storage.data_dir, postgres=storage.postgres
         )
+
+    @property
+    def storage(self) -> Storage:
+        """The shop's database: every part's that has none of its own."""
+        return Storage(self.engine, self.data_dir, self.postgres)
+
+    def storage_of(self, part: str) -> Storage:
+        """The database of ``part`` (a service's name, or ``"views"``)."""
+        return self.own_storage.get(part) or self.storage
 
     def service_env(self, service_name: str) -> dict[str, str]:
         """The eventsourcing environment of one service (an application)."""
+        storage = self.storage_of(service_name)
         env: dict[str, str] = {
-            "PERSISTENCE_MODULE": _PERSISTENCE_MODULES[self.engine],
+            "PERSISTENCE_MODULE": _PERSISTENCE_MODULES[storage.engine],
         }
-        if self.engine == "sqlite":
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            env["SQLITE_DBNAME"] = str(
-                self.data_dir / f"{service_name.lower()}.sqlite3"
-            )
+        if storage.engine == "sqlite":
+            env["SQLITE_DBNAME"] = str(storage.sqlite_file(service_name))
             env["SQLITE_LOCK_TIMEOUT"] = str(self.lock_timeout_seconds)
         else:
-            pg = self.postgres
+            pg = storage.postgres
             assert pg is not None
             env.update(
                 POSTGRES_HOST=pg.host,
@@ -277,18 +274,8 @@ class Settings:
         return env
 
     def database_url(self) -> str:
-        """The URL that gives another process these storage settings."""
-        if self.engine == "sqlite":
-            return f"sqlite:///{self.data_dir.resolve()}"
-        pg = self.postgres
-        assert pg is not None
-        credentials = quote(pg.user, safe="")
-        if pg.password:
-            credentials += ":" + quote(pg.password, safe="")
-        return (
-            f"postgresql://{credentials}@{pg.host}:{pg.port}/{quote(pg.dbname)}"
-            f"?schema={pg.schema}"
-        )
+        """The URL that gives another process the shop's database."""
+        return self.storage.url()
 
     def child_environment(self) -> dict[str, str]:
         """Environment variables that give a child process (an ``eventshop
@@ -297,6 +284,10 @@ class Settings:
         and the URL holds the password."""
         return {
             DATABASE_URL_VARIABLE: self.database_url(),
+            **{
+                part_url_variable(part): storage.url()
+                for part, storage in self.own_storage.items()
+            },
             PAYMENT_TIMEOUT_VARIABLE: str(self.payment_timeout.total_seconds()),
             COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
             CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
@@ -313,13 +304,41 @@ class Settings:
 
     def describe(self) -> str:
         """Where the data is, without the password."""
-        if self.engine == "sqlite":
-            return f"SQLite files under {self.data_dir.resolve()}"
-        pg = self.postgres
-        assert pg is not None
-        return (
-            f"PostgreSQL {pg.user}@{pg.host}:{pg.port}/{pg.dbname} schema {pg.schema}"
+        apart = [
+            f"{part}: {storage.describe()}"
+            for part, storage in self.own_storage.items()
+        ]
+        return "; ".join([self.storage.describe(), *apart])
+
+
+def part_url_variable(part: str) -> str:
+    """The environment variable that gives ``part`` a database of its own."""
+    return f"EVENTSHOP_{part.upper()}_DATABASE_URL"
+
+
+def _check_parts(parts: Collection[str]) -> None:
+    unknown = set(parts) - set(STORAGE_PARTS)
+    if unknown:
+        raise ConfigurationError(
+            f"no part named {sorted(unknown)} to keep in a database of its own "
+            f"(known: {', '.join(STORAGE_PARTS)})"
         )
+
+
+def _own_storage(
+    settings: Settings, part_urls: Mapping[str, str | None] | None
+) -> dict[str, Storage]:
+    """The parts given a database other than the shop's, and which."""
+    given = dict(part_urls or {})
+    _check_parts(given)
+    own: dict[str, Storage] = {}
+    for part in STORAGE_PARTS:
+        url = given.get(part) or os.environ.get(part_url_variable(part))
+        if url:
+            storage = Storage.from_url(url)
+            if storage != settings.storage:
+                own[part] = storage
+    return own
 
 
 _PERSISTENCE_MODULES: dict[Engine, str] = {
@@ -343,57 +362,3 @@ def _seconds_from_environment(variable: str) -> float | None:
     if not 0 < seconds < 10**9:
         raise ConfigurationError(f"{variable} must be positive")
     return seconds
-
-
-def _sqlite_dir(url: str, data_dir: str | Path | None) -> Path:
-    if data_dir is not None:
-        return Path(data_dir)
-    if url:
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        if not path or path == "/":
-            raise ConfigurationError(f"{url!r} names no folder: use sqlite:///folder")
-        # Like SQLAlchemy: sqlite:///rel/dir is relative, sqlite:////abs/dir absolute.
-        return Path(path[1:] if path.startswith("/") else path)
-    return Path(os.environ.get(DATA_DIR_VARIABLE) or DEFAULT_DATA_DIR)
-
-
-def _postgres_location(url: str) -> PostgresLocation:
-    parts = urlsplit(url)
-    dbname = unquote(parts.path.lstrip("/"))
-    if not dbname:
-        raise ConfigurationError(f"{redact(url)} names no database")
-    # keep_blank_values: "?schema=" is a mistake to report, not a request for public.
-    query = parse_qs(parts.query, keep_blank_values=True)
-    schema = query.get("schema", ["public"])[-1]
-    if _SCHEMA_PATTERN.fullmatch(schema) is None:
-        raise ConfigurationError(f"schema {schema!r} is not a plain lower-case name")
-    try:
-        port = parts.port or 5432
-    except ValueError:
-        raise ConfigurationError(f"{redact(url)} has a bad port") from None
-    return PostgresLocation(
-        host=parts.hostname or "127.0.0.1",
-        port=port,
-        user=unquote(parts.username or os.environ.get("USER", "postgres")),
-        password=unquote(parts.password or ""),
-        dbname=dbname,
-        schema=schema,
-    )
-
-
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
-_CONNINFO_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
-REDACTED = "***"
-
-
-def redact(text: str, *secrets: str) -> str:
-    """``text`` with every password hidden: in URLs (``scheme://user:***@``),
-    in libpq connection strings (``password=***``) and wherever one of
-    ``secrets`` appears, so that nothing eventshop shows (errors, status,
-    logs, reprs) gives a password away."""
-    text = _URL_PASSWORD.sub(rf"\g<head>{REDACTED}@", text)
-    text = _CONNINFO_PASSWORD.sub(rf"\g<head>{REDACTED}", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from application.bootstrap import Hosting, Service, bootstrap
 from application.closing import ClosedOnExit
-from application.config import FaultPolicy, Settings
+from application.config import VIEWS, FaultPolicy, Settings
 from application.persistence.budget import time_budget
 from application.services.aggregate_views import CartView, OrderView, StockView
 from application.services.audit_metadata import EventMetadata, acting_as
@@ -47,6 +47,10 @@ class Shop(ClosedOnExit):
     ``Shop()`` keeps its data in SQLite files under ``./eventshop-data`` (or
     ``$EVENTSHOP_DATABASE_URL``); ``Shop(database_url="postgresql://...")`` uses
     PostgreSQL; ``Shop(data_dir=...)`` puts the SQLite files elsewhere.
+    ``carts_database_url``, ``orders_database_url``, ``inventory_database_url``
+    and ``views_database_url`` (or ``$EVENTSHOP_CARTS_DATABASE_URL`` and so on)
+    give a service, or the views, a database of its own; the engines may be
+    mixed.
 
     With ``subscribers="embedded"`` (the default) the shop hosts the read
     models and process managers itself, in a helper process it starts and
@@ -80,13 +84,26 @@ class Shop(ClosedOnExit):
         database_url: str | None = None,
         *,
         data_dir: str | Path | None = None,
+        carts_database_url: str | None = None,
+        orders_database_url: str | None = None,
+        inventory_database_url: str | None = None,
+        views_database_url: str | None = None,
         settings: Settings | None = None,
         subscribers: Hosting = "embedded",
         clock: Clock = system_clock,
         fault_policies: Mapping[str, FaultPolicy] | None = None,
         command_timeout_seconds: float | None = None,
     ) -> None:
-        settings = settings or Settings.from_url(database_url, data_dir=data_dir)
+        settings = settings or Settings.from_url(
+            database_url,
+            data_dir=data_dir,
+            part_urls={
+                "Carts": carts_database_url,
+                "Orders": orders_database_url,
+                "Inventory": inventory_database_url,
+                VIEWS: views_database_url,
+            },
+        )
         if command_timeout_seconds is not None:
             settings = replace(
                 settings, command_timeout_seconds=command_timeout_seconds

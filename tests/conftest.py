@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -23,11 +24,13 @@ from application import Shop
 from application.config import (
     COMMAND_TIMEOUT_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
-    DATA_DIR_VARIABLE,
     DATABASE_URL_VARIABLE,
     PAYMENT_TIMEOUT_VARIABLE,
+    STORAGE_PARTS,
     Settings,
+    part_url_variable,
 )
+from application.databases import DATA_DIR_VARIABLE
 from tests.application.shop_testing import World, build_world
 
 POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
@@ -73,6 +76,28 @@ def temporary_postgres_schema() -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema))
             )
+
+
+@contextmanager
+def temporary_postgres_databases(count: int) -> Iterator[list[str]]:
+    """``count`` fresh databases on the test server (URLs), dropped at the end
+    of the block, for shops whose services each have a database of their own."""
+    require_postgres()
+    names = [f"es_test_db_{uuid.uuid4().hex[:16]}" for _ in range(count)]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base = urlsplit(POSTGRES_URL)
+    try:
+        yield [urlunsplit(base._replace(path=f"/{name}")) for name in names]
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            for name in names:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                        sql.Identifier(name)
+                    )
+                )
 
 
 @pytest.fixture
@@ -128,6 +153,7 @@ def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         PAYMENT_TIMEOUT_VARIABLE,
         COMMAND_TIMEOUT_VARIABLE,
         CONNECT_TIMEOUT_VARIABLE,
+        *(part_url_variable(part) for part in STORAGE_PARTS),
     ):
         monkeypatch.delenv(variable, raising=False)
 

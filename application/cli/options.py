@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Collection
 
-from application.config import Settings
+from application.config import STORAGE_PARTS, VIEWS, Settings, part_url_variable
 from application.service_names import SERVICE_NAMES
 
 __all__ = [
@@ -26,10 +26,28 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
         "(default: $EVENTSHOP_DATABASE_URL, else SQLite under ./eventshop-data)",
     )
     parser.add_argument("--data-dir", help="folder for the SQLite files")
+    for part in STORAGE_PARTS:
+        parser.add_argument(
+            f"--{part.lower()}-database-url",
+            metavar="URL",
+            help=f"a database of its own for {_part_title(part)} "
+            f"(default: ${part_url_variable(part)}, else --database-url)",
+        )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    return Settings.from_url(args.database_url, data_dir=args.data_dir)
+    return Settings.from_url(
+        args.database_url,
+        data_dir=args.data_dir,
+        part_urls={
+            part: getattr(args, f"{part.lower()}_database_url")
+            for part in STORAGE_PARTS
+        },
+    )
+
+
+def _part_title(part: str) -> str:
+    return "the views" if part == VIEWS else part
 
 
 def int_between(least: int, most: int) -> Callable[[str], int]:

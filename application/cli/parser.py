@@ -21,7 +21,8 @@ from application.cli.options import (
     one_of,
     positive_int,
 )
-from application.config import Batching, ConfigurationError
+from application.config import Batching
+from application.databases import ConfigurationError
 from application.demo.limits import MAX_CUSTOMERS, MAX_THREADS
 from domain.dead_letter import DeadLetterStatus
 from domain.errors import ShopError

@@ -30,7 +30,8 @@ from eventsourcing import postgres as es_postgres
 from psycopg import Connection
 from psycopg.rows import DictRow
 
-from application.config import DEFAULT_POOL_MAX_IDLE_SECONDS, redact
+from application.config import DEFAULT_POOL_MAX_IDLE_SECONDS
+from application.databases import redact
 from application.persistence import DatabaseUnreachableError
 from application.persistence.budget import backoff, remaining
 

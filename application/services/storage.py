@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from application.config import redact
+from application.databases import redact
 from application.persistence import (
     DatabaseUnreachableError,
     WriteOutcomeUnknownError,

@@ -19,7 +19,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from application.config import FaultPolicy, Settings
+from application.config import VIEWS, FaultPolicy, Settings
 from application.services import Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from application.subscribers.background import BackgroundWorker
@@ -93,12 +93,16 @@ def all_subscribers(
     return processes + projections
 
 
-def leadership_for(settings: Settings, subscriber: str) -> Leadership:
-    """One active instance of ``subscriber`` per store; the others stand by."""
-    if settings.engine == "postgres":
-        assert settings.postgres is not None
-        return AdvisoryLockLeadership(settings.postgres, subscriber)
-    return FileLockLeadership(settings.data_dir, subscriber)
+def leadership_for(
+    settings: Settings, subscriber: str, *, part: str = VIEWS
+) -> Leadership:
+    """One active instance of ``subscriber`` per database of ``part`` (the
+    one it records its position in); the others stand by."""
+    storage = settings.storage_of(part)
+    if storage.engine == "postgres":
+        assert storage.postgres is not None
+        return AdvisoryLockLeadership(storage.postgres, subscriber)
+    return FileLockLeadership(storage.data_dir, subscriber)
 
 
 def subscriber_runner(
@@ -109,10 +113,18 @@ def subscriber_runner(
     return SubscriberRunner(
         subscriber,
         service,
-        leadership_for(settings, subscriber.name),
+        leadership_for(settings, subscriber.name, part=recorded_in(subscriber)),
         fault_policy_for(settings, subscriber),
         batching=settings.batching,
     )
+
+
+def recorded_in(subscriber: Subscriber) -> str:
+    """The part whose database holds the subscriber's position: a process
+    manager's own service's; the views' for a read model."""
+    if isinstance(subscriber, ProcessSubscriber):
+        return subscriber.service.name
+    return VIEWS
 
 
 def fault_policy_for(settings: Settings, subscriber: Subscriber) -> FaultPolicy:

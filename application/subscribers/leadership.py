@@ -23,7 +23,7 @@ from typing import IO, ClassVar, Protocol
 
 import psycopg
 
-from application.config import PostgresLocation
+from application.databases import PostgresLocation
 from application.persistence.connections import application_name
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from application import Shop
 from application.config import (
     COMMAND_TIMEOUT_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
-    ConfigurationError,
     Settings,
 )
+from application.databases import ConfigurationError
 from domain.errors import DatabaseConnectionError, ShopError
 from tests.conftest import POSTGRES_URL, require_postgres
 

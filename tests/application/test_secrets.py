@@ -15,10 +15,9 @@ from application import cli
 from application.cli import demo_commands as cli_commands
 from application.config import (
     DATABASE_URL_VARIABLE,
-    ConfigurationError,
     Settings,
-    redact,
 )
+from application.databases import ConfigurationError, redact
 from bench import processes
 
 PASSWORD = "s3cret-Pa55word"

@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 
 from application.config import (
-    DATA_DIR_VARIABLE,
     DATABASE_URL_VARIABLE,
+    Settings,
+)
+from application.databases import (
+    DATA_DIR_VARIABLE,
     ConfigurationError,
     PostgresLocation,
-    Settings,
 )
 
 

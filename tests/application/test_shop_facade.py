@@ -11,7 +11,8 @@ from uuid import UUID
 import pytest
 
 from application import Settings, Shop, StockView
-from application.config import DATA_DIR_VARIABLE, DATABASE_URL_VARIABLE
+from application.config import DATABASE_URL_VARIABLE
+from application.databases import DATA_DIR_VARIABLE
 from domain.errors import CartClosedError
 from domain.values import Line, order_id_for_cart
 from tests.application.shop_testing import (

@@ -1,23 +1,85 @@
 """The checkout saga end to end, on SQLite and PostgreSQL: Cart.CheckedOut places
 an order, Inventory reserves all lines or none, Orders confirms or rejects, and
-cancellation and shipment release or commit the stock."""
+cancellation and shipment release or commit the stock.
+
+Every test runs with the shop in one database, and with each service (and the
+views) in a database of its own: separate SQLite folders, three PostgreSQL
+databases, and a mix (Carts on SQLite, Orders and Inventory on PostgreSQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
 from uuid import UUID
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from application import Settings, Shop
+from application.config import STORAGE_PARTS
+from application.databases import Storage
 from application.demo.invariants import check_invariants
+from application.service_names import SERVICE_NAMES
 from application.services.audit_metadata import acting_as, event_id, metadata_of
 from domain.allocation import Allocation, allocation_id
 from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id
+from tests.conftest import postgres_url, temporary_postgres_databases
 
 TEA, MUG = "TEA-SENCHA", "MUG-STONE"
+
+LAYOUTS = [
+    pytest.param(("sqlite", "one"), id="sqlite"),
+    pytest.param(("sqlite", "apart"), id="sqlite-a-folder-per-part"),
+    pytest.param(("postgres", "one"), id="postgres", marks=pytest.mark.postgres),
+    pytest.param(
+        ("postgres", "apart"), id="postgres-three-databases", marks=pytest.mark.postgres
+    ),
+    pytest.param(
+        ("postgres", "mixed"),
+        id="carts-on-sqlite-the-rest-on-postgres",
+        marks=pytest.mark.postgres,
+    ),
+]
+
+
+@pytest.fixture(params=LAYOUTS)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """The shop's storage as the layout says (this module's own ``settings``)."""
+    engine, layout = request.param
+    if engine == "sqlite":
+        shop_settings = Settings.from_url(data_dir=tmp_path / "shop")
+        if layout == "apart":
+            shop_settings = replace(
+                shop_settings,
+                own_storage={
+                    part: Storage("sqlite", tmp_path / part.lower())
+                    for part in STORAGE_PARTS
+                },
+            )
+        yield shop_settings
+        return
+    schema: str = request.getfixturevalue("postgres_schema")
+    shop_settings = Settings.from_url(postgres_url(schema))
+    if layout == "one":
+        yield shop_settings
+    elif layout == "mixed":
+        yield replace(
+            shop_settings,
+            own_storage={"Carts": Storage("sqlite", tmp_path / "carts")},
+        )
+    else:
+        with temporary_postgres_databases(len(SERVICE_NAMES)) as urls:
+            yield replace(
+                shop_settings,
+                own_storage={
+                    name: Storage.from_url(url)
+                    for name, url in zip(SERVICE_NAMES, urls, strict=True)
+                },
+            )
 
 
 @pytest.fixture
@@ -152,3 +214,36 @@ def test_redelivering_a_batch_changes_nothing(shop: Shop) -> None:
     order_id = shop.get_cart(cart_id).order_id
     assert order_id is not None
     assert shop.get_order(order_id).status == "confirmed"
+
+
+def test_each_service_keeps_its_log_in_its_own_database_only(
+    shop: Shop, settings: Settings
+) -> None:
+    # given a settled checkout, so that every service has written
+    checked_out(shop, "fay", {TEA: 1})
+    shop.wait_until_processed()
+
+    # then each service's events are in the database its settings name, and
+    # in no other database of the shop
+    databases = {settings.storage_of(part) for part in STORAGE_PARTS}
+    for name, service in shop.services.items():
+        own = settings.storage_of(name)
+        for storage in databases:
+            assert holds_log_of(storage, service.name, service.recorder) == (
+                storage == own
+            ), f"{name}'s log in {storage.describe()}"
+
+
+def holds_log_of(storage: Storage, service: str, recorder: object) -> bool:
+    if storage.engine == "sqlite":
+        return (storage.data_dir / f"{service.lower()}.sqlite3").exists()
+    pg = storage.postgres
+    assert pg is not None
+    table = getattr(recorder, "events_table_name")  # noqa: B009 (any recorder)
+    assert isinstance(table, str)
+    with psycopg.connect(pg.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT to_regclass(%s)",
+            (sql.Identifier(pg.schema, table).as_string(conn),),
+        ).fetchone()
+    return row is not None and row[0] is not None
