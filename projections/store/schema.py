@@ -50,8 +50,24 @@ class StoreDatabase:
 
 def create_system_tables(connection: Connection) -> None:
     """Creates the store's own tables that are missing, and upgrades old ones."""
+    if connection.dialect.name == "postgresql":
+        _create_own_schema(connection)
     system_metadata.create_all(connection)
     _add_missing_registry_columns(connection)
+
+
+def _create_own_schema(connection: Connection) -> None:
+    """Creates the schema the store's connections work in (their search path)
+    if it is missing: the views may have a schema of their own, which no
+    service's event store creates. Under the schema lock, so that processes
+    starting at once do not race to create it."""
+    search_path = connection.execute(
+        text("SELECT current_setting('search_path')")
+    ).scalar_one()
+    schema = str(search_path).split(",")[0].strip().strip('"')
+    if schema and schema != "$user":
+        quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
+        connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
 
 
 def _add_missing_registry_columns(connection: Connection) -> None:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
+from application.bootstrap import bootstrap
 from application.cli import main
 from application.config import (
     STORAGE_PARTS,
@@ -18,6 +21,7 @@ from application.config import (
 from application.databases import ConfigurationError, Storage
 from application.subscribers.hosting import leadership_for
 from application.subscribers.leadership import FileLockLeadership
+from tests.conftest import POSTGRES_URL, postgres_url, temporary_postgres_schema
 
 PG = "postgresql://shop:secret@127.0.0.1:5432/{}?schema=shop"
 
@@ -181,3 +185,26 @@ def test_a_bad_part_url_on_the_command_line_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
     assert "unsupported database URL" in err
     assert "hunter2" not in err
+
+
+@pytest.mark.postgres
+def test_views_in_a_schema_of_their_own_get_it_created(tmp_path: Path) -> None:
+    with temporary_postgres_schema() as shop_schema:
+        views_schema = f"{shop_schema}_views"  # not created by anyone yet
+        settings = Settings.from_url(
+            data_dir=tmp_path, part_urls={VIEWS: postgres_url(views_schema)}
+        )
+        try:
+            with bootstrap(settings, hosting="threads") as parts:
+                parts.inventory.register_product("TEA-1", "Tea", "3.50")
+                parts.subscribers.wait_until_processed()
+                level = parts.queries.stock_level("TEA-1")
+                assert level is not None
+                assert level.on_hand == 0
+        finally:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                        sql.Identifier(views_schema)
+                    )
+                )
