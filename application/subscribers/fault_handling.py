@@ -75,6 +75,23 @@ class SubscriberHaltedError(RuntimeError):
         return f"{self}\n{Failure.of(self.error).traceback}"
 
 
+class PositionBeyondLogError(RuntimeError):
+    """A subscriber's stored position is past the head of the log it follows:
+    the log is not the one it was following (its database was replaced or
+    reset), and following it would silently skip everything up to there."""
+
+    def __init__(self, subscriber: str, follows: str, position: int, head: int):
+        self.subscriber = subscriber
+        self.follows = follows
+        self.position = position
+        self.head = head
+        super().__init__(
+            f"{subscriber} is at position {position} of the {follows} log, "
+            f"whose head is {head}: the log is not the one it followed "
+            "(was its database replaced?)"
+        )
+
+
 def _attempts(count: int) -> str:
     return "1 attempt" if count == 1 else f"{count} attempts"
 

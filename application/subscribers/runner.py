@@ -55,6 +55,7 @@ from application.subscribers.decoding import UndecodableEventError, names_a_clas
 from application.subscribers.fault_handling import (
     Delivery,
     GaveUp,
+    PositionBeyondLogError,
     SubscriberHaltedError,
 )
 from application.subscribers.leadership import Leadership
@@ -161,9 +162,21 @@ class SubscriberRunner(BackgroundWorker):
         """Follows the log until stopped, the lock is lost, or the stored
         position turns out to have moved under us (then it resyncs)."""
         position = self.subscriber.position()
+        self._refuse_a_position_beyond_the_log(position)
         self._advance(position)
         with self.log.follow() as follower:
             _Following(self, follower, position).run()
+
+    def _refuse_a_position_beyond_the_log(self, position: int | None) -> None:
+        """Halts, rather than wait for a log to grow past where it stands, if
+        the subscriber stands past the log's head (which only a log other than
+        the one it followed can be behind)."""
+        head = self.service.recorder.max_notification_id() or 0
+        if position is not None and position > head:
+            error = PositionBeyondLogError(
+                self.name, self.subscriber.follows, position, head
+            )
+            raise SubscriberHaltedError(self.name, position, None, 1, error)
 
     def _report(self, state: str, error: str | None = None) -> None:
         # The database may be what failed; reporting must not make it worse.

@@ -4,6 +4,8 @@ given, and what a child process inherits."""
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg
@@ -208,3 +210,43 @@ def test_views_in_a_schema_of_their_own_get_it_created(tmp_path: Path) -> None:
                         sql.Identifier(views_schema)
                     )
                 )
+
+
+def test_followers_of_a_log_whose_database_was_replaced_halt_and_say_why(
+    tmp_path: Path,
+) -> None:
+    # given a shop whose saga has followed the Carts log for a while
+    shop_dir = tmp_path / "shop"
+    with bootstrap(Settings.from_url(data_dir=shop_dir), hosting="threads") as parts:
+        parts.inventory.register_product("TEA-1", "Tea", "3.50")
+        parts.inventory.receive_stock("TEA-1", 5)
+        for customer in ("ann", "bob"):
+            cart_id = parts.carts.open_cart(customer)
+            parts.carts.add_item(cart_id, "TEA-1", 1, Decimal("3.50"))
+            parts.carts.check_out(cart_id)
+        parts.subscribers.wait_until_processed()
+
+    # when Carts is given a database of its own, empty, the others kept
+    moved = Settings.from_url(
+        data_dir=shop_dir, part_urls={"Carts": f"sqlite:///{tmp_path / 'carts'}"}
+    )
+    followers = ("checkout", "carts", "audit_carts")
+    with bootstrap(moved, hosting="threads") as parts:
+        # then its followers halt, naming the positions, instead of silently
+        # skipping the new log's first events
+        deadline = time.monotonic() + 10
+        while not all(
+            [report.state for report in parts.views.reports.all().get(name, [])]
+            == ["halted"]
+            for name in followers
+        ):
+            assert time.monotonic() < deadline, parts.views.reports.all()
+            time.sleep(0.05)
+        reports = parts.views.reports.all()
+        for name in followers:
+            [report] = reports[name]
+            assert report.error is not None
+            assert "of the Carts log, whose head is 0" in report.error
+            assert "was its database replaced?" in report.error
+        # and the Inventory followers, whose log is where it was, keep running
+        assert reports["stock"][0].state == "running"
