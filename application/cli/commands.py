@@ -1,7 +1,8 @@
 """What each ``eventshop`` command does, once ``application.cli`` has parsed
 its arguments: ``COMMANDS`` holds them by the name the parser gives, from one
 module per command group (``demo_commands``, ``subscriber_commands``,
-``rebuild_commands``, ``dead_letter_commands``, ``audit_commands``)."""
+``relay_commands``, ``rebuild_commands``, ``dead_letter_commands``,
+``audit_commands``)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from application.cli.dead_letter_commands import (
 )
 from application.cli.demo_commands import demo_command
 from application.cli.rebuild_commands import rebuild_command
+from application.cli.relay_commands import relay_command
 from application.cli.subscriber_commands import (
     status_command,
     topology_command,
@@ -36,6 +38,7 @@ Handler = Callable[[argparse.Namespace, Console], int]
 COMMANDS: Mapping[str, Handler] = {
     "demo": demo_command,
     "worker": worker_command,
+    "relay": relay_command,
     "status": status_command,
     "topology": topology_command,
     "rebuild": rebuild_command,

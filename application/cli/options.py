@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Collection
+from datetime import datetime
 
 from application.config import STORAGE_PARTS, VIEWS, Settings, part_url_variable
 from application.service_names import SERVICE_NAMES
 
 __all__ = [
+    "DEFAULT_NATS_URL",
+    "NATS_URL_VARIABLE",
     "SERVICE_NAMES",
     "add_storage_options",
     "int_between",
+    "moment",
+    "nats_url",
     "one_of",
     "positive_int",
     "settings_from",
@@ -87,3 +92,29 @@ def one_of(kind: str, known: Callable[[], Collection[str]]) -> Callable[[str], s
         return text
 
     return parse
+
+
+NATS_URL_VARIABLE = "EVENTSHOP_NATS_URL"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def nats_url(text: str) -> str:
+    """An argparse type: the URL of a NATS server."""
+    if not text.startswith(("nats://", "tls://")) or len(text) > 2000:
+        raise argparse.ArgumentTypeError(
+            f"{text[:80]!r} is not a NATS URL (like {DEFAULT_NATS_URL})"
+        )
+    return text
+
+
+def moment(text: str) -> datetime:
+    """An argparse type: an ISO time with its zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO time (like 2026-01-31T12:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00)")
+    return moment

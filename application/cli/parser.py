@@ -10,14 +10,18 @@ arguments are good.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
 
 from application.cli.options import (
+    DEFAULT_NATS_URL,
+    NATS_URL_VARIABLE,
     SERVICE_NAMES,
     add_storage_options,
     int_between,
+    moment,
+    nats_url,
     one_of,
     positive_int,
 )
@@ -107,6 +111,37 @@ def build_parser() -> argparse.ArgumentParser:
         f"catches up (default {Batching().max_events})",
     )
     worker.set_defaults(handler="worker")
+
+    relay = commands.add_parser(
+        "relay",
+        help="publish a service's log to NATS JetStream, in order (a standby "
+        "while another relay of that service runs)",
+    )
+    relay.add_argument(
+        "service",
+        type=str.lower,
+        choices=[name.lower() for name in SERVICE_NAMES],
+    )
+    relay.add_argument(
+        "--nats",
+        type=nats_url,
+        default=os.environ.get(NATS_URL_VARIABLE) or DEFAULT_NATS_URL,
+        help=f"the NATS server (default: ${NATS_URL_VARIABLE}, else "
+        f"{DEFAULT_NATS_URL})",
+    )
+    relay.add_argument(
+        "--once",
+        action="store_true",
+        help="publish what the log holds now, then exit",
+    )
+    relay.add_argument(
+        "--page-size",
+        type=int_between(1, 10_000),
+        default=500,
+        help="events read from the log and published at a time (default 500)",
+    )
+    add_storage_options(relay)
+    relay.set_defaults(handler="relay")
 
     status = commands.add_parser(
         "status", help="each subscriber's position, lag and state"
@@ -256,8 +291,8 @@ def _add_audit_query_parsers(
     )
     events.add_argument("--type", action="append", default=[], dest="event_types")
     events.add_argument("--service", action="append", default=[], dest="services")
-    events.add_argument("--since", type=_moment, help="ISO time with zone, inclusive")
-    events.add_argument("--until", type=_moment, help="ISO time with zone, exclusive")
+    events.add_argument("--since", type=moment, help="ISO time with zone, inclusive")
+    events.add_argument("--until", type=moment, help="ISO time with zone, exclusive")
     events.add_argument("--actor")
     events.add_argument("--sku")
     events.add_argument("--customer")
@@ -288,7 +323,7 @@ def _add_audit_query_parsers(
     )
     when = state.add_mutually_exclusive_group()
     when.add_argument("--version", type=int)
-    when.add_argument("--at", type=_moment, help="ISO time with zone")
+    when.add_argument("--at", type=moment, help="ISO time with zone")
 
 
 def _audit_query(
@@ -310,18 +345,6 @@ def _common(parser: argparse.ArgumentParser, handler: str) -> None:
     )
     add_storage_options(parser)
     parser.set_defaults(handler=handler)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO time (like 2026-01-31T12:00+00:00)"
-        ) from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00)")
-    return moment
 
 
 REFUSED = 2

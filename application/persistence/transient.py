@@ -65,9 +65,9 @@ def is_transient(error: BaseException) -> bool:
     return any(isinstance(cause, TRANSIENT_ERRORS) for cause in chain)
 
 
-def waiting_reason(error: BaseException) -> str:
+def waiting_reason(error: BaseException, waiting_for: str = "the database") -> str:
     """What a part waiting out ``error`` reports, on one line."""
-    return f"waiting for the database: {server_reason(error) or type(error).__name__}"
+    return f"waiting for {waiting_for}: {server_reason(error) or type(error).__name__}"
 
 
 Report = Callable[[str, str | None], None]
@@ -82,8 +82,16 @@ class Outage:
     it records ``waiting`` (and the reason) while it waits, ``running`` once
     the database answers again."""
 
-    def __init__(self, what: str, report: Report | None = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        report: Report | None = None,
+        *,
+        waiting_for: str = "the database",
+    ) -> None:
         self.what = what
+        self.waiting_for = waiting_for
+        """What it waits for, as its reports say (``the broker``)."""
         self.failures = 0
         self.reason: str | None = None
         """Why it waits (None once the database answered again)."""
@@ -98,7 +106,7 @@ class Outage:
         """Logs and reports ``error`` (for a loop that waits by itself);
         returns the reason it waits."""
         self.failures += 1
-        reason = self.reason = waiting_reason(error)
+        reason = self.reason = waiting_reason(error, self.waiting_for)
         # The first of a run is worth a line; the rest only while debugging.
         level = logging.WARNING if self.failures == 1 else logging.DEBUG
         log.log(level, "%s: %s", self.what, reason)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support.ports import free_port
+
 
 def _binaries() -> Path | None:
     for version_dir in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
@@ -30,13 +31,6 @@ def _binaries() -> Path | None:
     return Path(found).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PrivateCluster:
     """One private server: ``url`` to connect, ``restart``/``stop``/``start``."""
 
@@ -44,7 +38,7 @@ class PrivateCluster:
         self.bin_dir = bin_dir
         self.data_dir = root / "data"
         self.log_file = root / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_postgres = (
             ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []

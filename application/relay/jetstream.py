@@ -1,0 +1,244 @@
+"""A synchronous face over nats-py's JetStream client, for the shop's worker
+threads: the client's asyncio loop runs in a daemon thread of its own, and
+each call waits for its coroutine there, within a timeout.
+
+Every failure to reach the broker, or to hear back from it in time, becomes a
+:class:`BrokerUnavailableError`, so that callers wait it out as they wait out
+a database outage; a message the stream refuses (a publish whose expected
+last message id is not the stream's) is a :class:`PublishRefusedError`."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+EXPECTED_LAST_MESSAGE_ID = "Nats-Expected-Last-Msg-Id"
+# JetStream's error code for a failed "expected last message id" check.
+_WRONG_LAST_MESSAGE_ID = 10070
+
+
+class BrokerUnavailableError(ConnectionError):
+    """The broker cannot be reached, or did not answer in time."""
+
+
+class PublishRefusedError(RuntimeError):
+    """The stream refused a message (its expectations did not hold)."""
+
+    def __init__(self, message: str, *, wrong_last_message: bool) -> None:
+        super().__init__(message)
+        self.wrong_last_message = wrong_last_message
+        """The stream's last message was not the one the publisher expected:
+        another publisher, or an earlier run, got there first."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    subject: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Published:
+    """What came of publishing a run of messages."""
+
+    acknowledged: int
+    """How many of them, from the first, the stream stored."""
+    failure: Exception | None
+    """Why the rest were not (a BrokerUnavailableError or a
+    PublishRefusedError), if they were not."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    sequence: int
+    subject: str
+    headers: dict[str, str]
+    payload: bytes
+
+
+class JetStream:
+    """One connection to a NATS server with JetStream, used from any thread."""
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
+        self.url = url
+        self.timeout = timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"nats {url}", daemon=True
+        )
+        self._thread.start()
+        self._client: Client | None = None
+        self._js: JetStreamContext | None = None
+
+    # -- connection ------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connects if not connected (raises BrokerUnavailableError); every
+        other call connects first as well."""
+        self._run(self._context())
+
+    async def _connect(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        # Reconnecting is left to the caller: a call fails at once while the
+        # broker is away, and the caller's backoff decides when to try again.
+        client = await nats.connect(
+            self.url,
+            connect_timeout=max(1, int(self.timeout)),
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0.1,
+            # What fails is raised to the caller, which reports it; the
+            # client's own logging of it would say it again for every try.
+            error_cb=_ignore,
+        )
+        self._client = client
+        self._js = client.jetstream(timeout=self.timeout)
+
+    def close(self) -> None:
+        try:
+            if self._client is not None:
+                self._run(self._client.close())
+        except BrokerUnavailableError:
+            pass
+        finally:
+            self._client = self._js = None
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(self.timeout)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    # -- streams ---------------------------------------------------------------
+
+    def ensure_stream(self, name: str, subjects: Sequence[str]) -> None:
+        """Creates the stream if it is missing (file storage, its messages
+        deduplicated by id within the broker's default window)."""
+        self._run(self._ensure_stream(name, list(subjects)))
+
+    async def _ensure_stream(self, name: str, subjects: list[str]) -> None:
+        js = await self._context()
+        try:
+            await js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(name=name, subjects=subjects)
+
+    def last_message(self, stream: str) -> StoredMessage | None:
+        """The stream's last message, or None if it holds none."""
+        return self._run(self._last_message(stream))
+
+    async def _last_message(self, stream: str) -> StoredMessage | None:
+        js = await self._context()
+        info = await js.stream_info(stream)
+        last = info.state.last_seq
+        if not last or not info.state.messages:
+            return None
+        return await self._message_at(stream, last)
+
+    def message_at(self, stream: str, sequence: int) -> StoredMessage:
+        """The message the stream holds at ``sequence``."""
+        return self._run(self._message_at(stream, sequence))
+
+    async def _message_at(self, stream: str, sequence: int) -> StoredMessage:
+        js = await self._context()
+        raw = await js.get_msg(stream, seq=sequence)
+        return StoredMessage(
+            sequence=sequence,
+            subject=raw.subject or "",
+            headers=dict(raw.headers or {}),
+            payload=raw.data or b"",
+        )
+
+    def last_sequence(self, stream: str) -> int:
+        """The sequence number of the stream's last message (0 if none)."""
+        return self._run(self._last_sequence(stream))
+
+    async def _last_sequence(self, stream: str) -> int:
+        js = await self._context()
+        info = await js.stream_info(stream)
+        return int(info.state.last_seq or 0)
+
+    # -- publishing ------------------------------------------------------------
+
+    def publish_in_order(self, messages: Sequence[Outgoing]) -> Published:
+        """Publishes ``messages`` and waits for the broker's acknowledgements.
+        They are sent without waiting for each other's; callers chain them
+        with the expected last message id, so that none is stored after one
+        that was not. Says how many, from the first, were acknowledged, and
+        what stopped the others."""
+        return self._run(self._publish_in_order(list(messages)))
+
+    async def _publish_in_order(self, messages: list[Outgoing]) -> Published:
+        js = await self._context()
+        pending = [
+            asyncio.ensure_future(
+                js.publish(m.subject, m.payload, headers=dict(m.headers))
+            )
+            for m in messages
+        ]
+        acknowledged = 0
+        failure: Exception | None = None
+        for future in pending:
+            try:
+                await future
+            except Exception as error:
+                failure = failure or _translated(error)
+                continue
+            if failure is None:
+                acknowledged += 1
+        return Published(acknowledged, failure)
+
+    # -- the loop --------------------------------------------------------------
+
+    async def _context(self) -> JetStreamContext:
+        """The JetStream context, connecting first if not connected."""
+        if self._js is None or self._client is None or not self._client.is_connected:
+            await self._connect()
+        assert self._js is not None
+        return self._js
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(self.timeout * 2)
+        except FutureTimeout:
+            future.cancel()
+            raise BrokerUnavailableError(
+                f"no answer from {self.url} in {self.timeout * 2:g} s"
+            ) from None
+        except (
+            TimeoutError,
+            nats.errors.Error,
+            nats.js.errors.Error,
+            OSError,
+        ) as error:
+            raise _translated(error) from error
+
+
+async def _ignore(error: Exception) -> None:
+    return None
+
+
+def _translated(error: Exception) -> Exception:
+    """The error a caller handles for one the client raised."""
+    if isinstance(error, nats.js.errors.APIError) and not isinstance(
+        error, nats.js.errors.ServiceUnavailableError
+    ):
+        return PublishRefusedError(
+            f"the stream refused a message: {error.description or error}",
+            wrong_last_message=error.err_code == _WRONG_LAST_MESSAGE_ID,
+        )
+    return BrokerUnavailableError(f"broker unavailable: {error!r}")

@@ -1,0 +1,318 @@
+"""The relay publishes a service's log to its JetStream stream, in order, each
+event once, and records how far only after the broker acknowledged; it
+resumes where the acknowledgements stopped and waits out a broker that is
+away. Against a NATS server of the test's own."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from application import Shop
+from application.cli import main
+from application.relay.jetstream import (
+    EXPECTED_LAST_MESSAGE_ID,
+    BrokerUnavailableError,
+    JetStream,
+    Outgoing,
+    StoredMessage,
+)
+from application.relay.messages import (
+    MESSAGE_ID_HEADER,
+    RelayedEvent,
+    message_id,
+    stream_name,
+)
+from application.relay.relay import EventRelay
+from application.services.audit_metadata import acting_as
+from tests.support.private_nats import PrivateNats, private_nats
+
+TEA = "TEA-1"
+
+
+@pytest.fixture
+def nats_server() -> Iterator[PrivateNats]:
+    with private_nats() as server:
+        yield server
+
+
+@pytest.fixture
+def broker(nats_server: PrivateNats) -> Iterator[JetStream]:
+    client = JetStream(nats_server.url, timeout=2.0)
+    yield client
+    client.close()
+
+
+def shop_with_carts(shop: Shop, carts: int) -> None:
+    shop.register_product(TEA, "Tea", "3.50")
+    for number in range(carts):
+        with acting_as(f"customer-{number}"):
+            cart_id = shop.open_cart(f"customer-{number}")
+            shop.add_to_cart(cart_id, TEA, 1)
+
+
+def stream_messages(broker: JetStream, service: str) -> list[StoredMessage]:
+    stream = stream_name(service)
+    count = broker.last_sequence(stream)
+    return [broker.message_at(stream, sequence) for sequence in range(1, count + 1)]
+
+
+def log_positions(shop: Shop, service: str) -> list[int]:
+    recorder = shop.services[service].recorder
+    return [n.id for n in recorder.select_notifications(0, 10_000)]
+
+
+def relayed_positions(broker: JetStream, service: str) -> list[int]:
+    return [
+        RelayedEvent.from_payload(m.payload).notification.id
+        for m in stream_messages(broker, service)
+    ]
+
+
+def test_the_log_is_published_in_order_one_message_per_event(
+    shop: Shop, broker: JetStream
+) -> None:
+    shop_with_carts(shop, 3)
+    relay = EventRelay(shop.carts, broker)
+
+    reached = relay.relay_once()
+
+    positions = log_positions(shop, "Carts")
+    assert reached == positions[-1]
+    assert relay.position() == positions[-1]
+    messages = stream_messages(broker, "Carts")
+    assert [m.headers[MESSAGE_ID_HEADER] for m in messages] == [
+        message_id("Carts", position) for position in positions
+    ]
+    first = messages[0]
+    assert first.subject == "eventshop.carts.Cart.Opened"
+    assert EXPECTED_LAST_MESSAGE_ID not in first.headers
+    assert messages[1].headers[EXPECTED_LAST_MESSAGE_ID] == message_id(
+        "Carts", positions[0]
+    )
+
+
+def test_a_message_carries_the_event_as_stored_and_what_it_was_recorded_with(
+    shop: Shop, broker: JetStream
+) -> None:
+    shop_with_carts(shop, 1)
+    EventRelay(shop.carts, broker).relay_once()
+
+    [opened, added] = stream_messages(broker, "Carts")
+    relayed = RelayedEvent.from_payload(added.payload)
+    body: dict[str, Any] = json.loads(added.payload)
+
+    stored = shop.carts.recorder.select_notifications(0, 10)[1]
+    assert relayed.notification == stored
+    assert relayed.metadata is not None
+    assert relayed.metadata["actor"] == "customer-0"
+    assert relayed.metadata["correlation_id"]
+    assert body["topic"] == stored.topic
+    assert body["originator_version"] == stored.originator_version
+    # decoded by the service's own mapper, it is the event the service stored
+    event = shop.carts.mapper.to_domain_event(relayed.notification)
+    assert body["recorded_at"] == getattr(event, "timestamp").isoformat()  # noqa: B009
+    assert type(event).__qualname__ == "Cart.ItemAdded"
+    assert opened.subject == "eventshop.carts.Cart.Opened"
+
+
+def test_a_new_relay_resumes_where_the_last_one_stopped(
+    shop: Shop, broker: JetStream
+) -> None:
+    shop_with_carts(shop, 2)
+    EventRelay(shop.carts, broker).relay_once()
+    shop_with_more = shop.open_cart("late")
+    shop.add_to_cart(shop_with_more, TEA, 2)
+
+    EventRelay(shop.carts, broker).relay_once()
+
+    assert relayed_positions(broker, "Carts") == log_positions(shop, "Carts")
+
+
+def test_acknowledged_but_unrecorded_messages_are_not_published_again(
+    shop: Shop, broker: JetStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a relay killed after the broker acknowledged, before it recorded
+    shop_with_carts(shop, 2)
+    crashed = EventRelay(shop.carts, broker)
+    monkeypatch.setattr(crashed, "_record", lambda position: None)
+    crashed.relay_once()
+    assert crashed.position() == 0
+    monkeypatch.undo()
+
+    # when another relay starts
+    resumed = EventRelay(shop.carts, broker)
+    resumed.relay_once()
+
+    # then it took the stream's word for how far, and published nothing twice
+    positions = log_positions(shop, "Carts")
+    assert resumed.position() == positions[-1]
+    assert relayed_positions(broker, "Carts") == positions
+
+
+def test_two_relays_racing_publish_every_event_once_in_order(
+    shop: Shop, broker: JetStream, nats_server: PrivateNats
+) -> None:
+    shop_with_carts(shop, 30)
+    second = JetStream(nats_server.url, timeout=2.0)
+    try:
+        relays = [
+            EventRelay(shop.carts, broker, page_size=7),
+            EventRelay(shop.carts, second, page_size=5),
+        ]
+        errors: list[BaseException] = []
+
+        def run(relay: EventRelay) -> None:
+            for _ in range(20):
+                try:
+                    relay.relay_once()
+                    return
+                except Exception as error:  # a refusal: the other got there first
+                    errors.append(error)
+            raise AssertionError(f"never caught up: {errors[-3:]}")
+
+        threads = [threading.Thread(target=run, args=(r,)) for r in relays]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        second.close()
+
+    assert relayed_positions(broker, "Carts") == log_positions(shop, "Carts")
+
+
+def test_a_republished_message_is_dropped_by_the_brokers_id_window(
+    shop: Shop, broker: JetStream
+) -> None:
+    shop_with_carts(shop, 1)
+    EventRelay(shop.carts, broker).relay_once()
+    [first, *_] = stream_messages(broker, "Carts")
+    count = broker.last_sequence(stream_name("Carts"))
+
+    again = broker.publish_in_order(
+        [
+            Outgoing(
+                first.subject,
+                first.payload,
+                {MESSAGE_ID_HEADER: first.headers[MESSAGE_ID_HEADER]},
+            )
+        ]
+    )
+
+    assert again.failure is None
+    assert broker.last_sequence(stream_name("Carts")) == count
+
+
+def test_a_broker_that_is_away_is_waited_out_and_reported(shop: Shop) -> None:
+    shop_with_carts(shop, 2)
+    states: list[tuple[str, str | None]] = []
+    with private_nats(started=False) as server:
+        client = JetStream(server.url, timeout=1.0)
+        relay = EventRelay(
+            shop.carts,
+            client,
+            report=lambda state, error: states.append((state, error)),
+        )
+        with pytest.raises(BrokerUnavailableError):
+            relay.relay_once()
+        relay.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not any(state == "waiting" for state, _ in states):
+                assert time.monotonic() < deadline, states
+                time.sleep(0.05)
+            assert relay.is_alive
+            # the shop's commands go on while the broker is away
+            shop.open_cart("while-away")
+
+            server.start()
+            head = log_positions(shop, "Carts")[-1]
+            deadline = time.monotonic() + 20
+            while relay.position() < head:
+                assert time.monotonic() < deadline, (relay.position(), head, states)
+                assert relay.error is None, relay.error
+                time.sleep(0.05)
+        finally:
+            relay.stop()
+            relay.join(10)
+            client.close()
+        assert relay.error is None
+        check = JetStream(server.url, timeout=2.0)
+        try:
+            assert relayed_positions(check, "Carts") == log_positions(shop, "Carts")
+        finally:
+            check.close()
+
+
+class TestTheRelayCommand:
+    def test_once_publishes_the_log_and_says_how_far(
+        self,
+        tmp_path: Path,
+        nats_server: PrivateNats,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        with Shop(data_dir=tmp_path, subscribers="workers") as shop:
+            shop_with_carts(shop, 2)
+            head = log_positions(shop, "Carts")[-1]
+
+        code = main(
+            [
+                "relay",
+                "carts",
+                "--once",
+                "--nats",
+                nats_server.url,
+                "--data-dir",
+                str(tmp_path),
+            ]
+        )
+
+        assert code == 0
+        assert f"published up to {head}" in capsys.readouterr().out
+        check = JetStream(nats_server.url, timeout=2.0)
+        try:
+            assert check.last_sequence(stream_name("Carts")) == head
+        finally:
+            check.close()
+
+    def test_a_broker_that_does_not_answer_is_one_line_and_exit_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with private_nats(started=False) as server:
+            code = main(
+                [
+                    "relay",
+                    "carts",
+                    "--once",
+                    "--nats",
+                    server.url,
+                    "--data-dir",
+                    str(tmp_path),
+                ]
+            )
+        captured = capsys.readouterr()
+        assert code == 1
+        assert "Traceback" not in captured.out + captured.err
+        assert captured.out.startswith("relay Carts: broker unavailable")
+        assert len(captured.out.strip().splitlines()) == 1
+
+    @pytest.mark.parametrize("url", ["http://127.0.0.1:4222", "nats" + "x" * 3000])
+    def test_a_bad_nats_url_is_refused_before_anything_is_opened(
+        self, tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code = main(["relay", "carts", "--nats", url, "--data-dir", str(tmp_path)])
+
+        # argparse's usage, then its one-line error
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "Traceback" not in err
+        assert "argument --nats: " in err.splitlines()[-1]
+        assert "is not a NATS URL" in err.splitlines()[-1]
+        assert not (tmp_path / "carts.sqlite3").exists()
