@@ -25,34 +25,38 @@ def relay_command(args: argparse.Namespace, console: Console) -> int:
     services = open_services(settings, [service_name])
     service = services[service_name]
     broker = JetStream(args.nats)
+
+    def report(state: str, error: str | None) -> None:
+        why = f" ({escape(error)})" if error else ""
+        console.print(f"relay {service_name}: {state}{why}")
+
+    # Once, it publishes without waiting for the lead: should a running relay
+    # publish meanwhile, the stream refuses whichever message comes second,
+    # and this one goes on from the stream's end.
+    leadership = (
+        None
+        if args.once
+        else leadership_for(settings, relay_name(service), part=service_name)
+    )
+    relay = EventRelay(
+        service, broker, leadership=leadership, report=report, page_size=args.page_size
+    )
+    target = f"{stream_name(service_name)} on {args.nats}"
     try:
-        relay = EventRelay(
-            service,
-            broker,
-            leadership=leadership_for(settings, relay_name(service), part=service_name),
-            report=lambda state, error: console.print(
-                f"relay {service_name}: {state}"
-                + (f" ({escape(error)})" if error else "")
-            ),
-            page_size=args.page_size,
-        )
-        target = f"{stream_name(service_name)} on {args.nats}"
         if args.once:
             try:
                 reached = relay.relay_once()
             except BrokerUnavailableError as error:
                 console.print(f"[red]relay {service_name}: {escape(str(error))}[/]")
                 return 1
-            console.print(
-                f"relay {service_name}: published up to {reached} to {target}"
-            )
+            console.print(f"relay {service_name}: published up to {reached}, {target}")
             return 0
         stopping = threading.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signal_number, lambda *_: stopping.set())
+        where = settings.storage_of(service_name).describe()
         console.print(
-            f"relay {service_name} from {settings.storage_of(service_name).describe()} "
-            f"to {target} (pid {os.getpid()})"
+            f"relay {service_name} from {where} to {target} (pid {os.getpid()})"
         )
         relay.start()
         while not stopping.wait(0.5):

@@ -28,7 +28,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Notification, Tracking, TrackingRecorder
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    Tracking,
+    TrackingRecorder,
+)
 
 from application.persistence.transient import Outage, Report
 from application.relay.jetstream import (
@@ -100,17 +105,24 @@ class EventRelay(BackgroundWorker):
     def relay_once(self) -> int:
         """Publishes what the log holds beyond the stream, page by page, and
         returns the position reached (for tests and ``eventshop relay
-        --once``). Raises BrokerUnavailableError if the broker is away."""
+        --once``); between pages it stops if asked to, or if it lost its lead.
+        Raises BrokerUnavailableError if the broker is away."""
         self.broker.connect()
         self.broker.ensure_stream(self.stream, [stream_subjects(self.service.name)])
         published = self._resume()
-        while True:
+        while not self.stopping.is_set() and self.still_leading():
             page = self.service.recorder.select_notifications(
                 published, self.page_size, inclusive_of_start=False
             )
             if not page:
-                return published
-            published = self._publish(page, after=published)
+                break
+            try:
+                published = self._publish(page, after=published)
+            except _StreamMovedOnError:
+                # Another relay, or an earlier run, published past where this
+                # one stood: go on from the stream's end.
+                published = self._resume()
+        return published
 
     # -- the worker ------------------------------------------------------------
 
@@ -137,9 +149,7 @@ class EventRelay(BackgroundWorker):
             while not self.stopping.is_set() and self.still_leading():
                 try:
                     self.relay_once()
-                except (BrokerUnavailableError, _StreamMovedOnError) as error:
-                    if isinstance(error, _StreamMovedOnError):
-                        continue
+                except BrokerUnavailableError as error:
                     if self.broker_outage.wait(error, self.stopping):
                         return
                     continue
@@ -183,8 +193,6 @@ class EventRelay(BackgroundWorker):
         if failure is None:
             return reached
         if isinstance(failure, PublishRefusedError) and failure.wrong_last_message:
-            # Another relay, or an earlier run, published past where this one
-            # stood: start again from the stream's end.
             raise _StreamMovedOnError(str(failure))
         raise failure
 
@@ -196,8 +204,15 @@ class EventRelay(BackgroundWorker):
         return RelayedEvent.of(self.service.name, notification, event)
 
     def _record(self, position: int) -> None:
-        if position > self.position():
+        if position <= self.position():
+            return
+        try:
             self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
+        except IntegrityError:
+            # Refused as no step forward: another relay (standing in while
+            # this one lost its lead) recorded as far or further meanwhile.
+            if self.position() < position:
+                raise
 
     def _say(self, state: str, error: str | None = None) -> None:
         if self._report is not None:
