@@ -107,22 +107,7 @@ class EventRelay(BackgroundWorker):
         returns the position reached (for tests and ``eventshop relay
         --once``); between pages it stops if asked to, or if it lost its lead.
         Raises BrokerUnavailableError if the broker is away."""
-        self.broker.connect()
-        self.broker.ensure_stream(self.stream, [stream_subjects(self.service.name)])
-        published = self._resume()
-        while not self.stopping.is_set() and self.still_leading():
-            page = self.service.recorder.select_notifications(
-                published, self.page_size, inclusive_of_start=False
-            )
-            if not page:
-                break
-            try:
-                published = self._publish(page, after=published)
-            except _StreamMovedOnError:
-                # Another relay, or an earlier run, published past where this
-                # one stood: go on from the stream's end.
-                published = self._resume()
-        return published
+        return self._catch_up(self._start())
 
     # -- the worker ------------------------------------------------------------
 
@@ -145,11 +130,17 @@ class EventRelay(BackgroundWorker):
         wakes = getattr(self.service.recorder, "wake_on_write", None)
         if wakes is not None:
             wakes(self._written)
+        # Where the stream stands: asked of the broker once per lead, and again
+        # after it was away, not on every look at the log.
+        published: int | None = None
         try:
             while not self.stopping.is_set() and self.still_leading():
                 try:
-                    self.relay_once()
+                    if published is None:
+                        published = self._start()
+                    published = self._catch_up(published)
                 except BrokerUnavailableError as error:
+                    published = None
                     if self.broker_outage.wait(error, self.stopping):
                         return
                     continue
@@ -163,6 +154,30 @@ class EventRelay(BackgroundWorker):
                 stops(self._written)
 
     # -- publishing ------------------------------------------------------------
+
+    def _start(self) -> int:
+        """Connects, makes sure the stream exists, and says where to publish
+        from (see ``_resume``)."""
+        self.broker.connect()
+        self.broker.ensure_stream(self.stream, [stream_subjects(self.service.name)])
+        return self._resume()
+
+    def _catch_up(self, published: int) -> int:
+        """Publishes the log after ``published``, page by page, while it may;
+        returns the position reached."""
+        while not self.stopping.is_set() and self.still_leading():
+            page = self.service.recorder.select_notifications(
+                published, self.page_size, inclusive_of_start=False
+            )
+            if not page:
+                break
+            try:
+                published = self._publish(page, after=published)
+            except _StreamMovedOnError:
+                # Another relay, or an earlier run, published past where this
+                # one stood: go on from the stream's end.
+                published = self._resume()
+        return published
 
     def _resume(self) -> int:
         """Where to publish from: after the stream's last message. The
@@ -204,8 +219,6 @@ class EventRelay(BackgroundWorker):
         return RelayedEvent.of(self.service.name, notification, event)
 
     def _record(self, position: int) -> None:
-        if position <= self.position():
-            return
         try:
             self._tracking.insert_tracking(Tracking(TRACKING_NAME, position))
         except IntegrityError:
