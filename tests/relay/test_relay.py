@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from application import Shop
@@ -335,3 +336,38 @@ def test_a_relay_asked_to_stop_stops_between_pages_of_a_backlog(
 
     assert published_pages == [3]
     assert reached == relay.position() == log_positions(shop, "Carts")[2]
+
+
+def test_a_lost_database_connection_is_waited_out_and_the_relay_goes_on(
+    shop: Shop, broker: JetStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop_with_carts(shop, 3)
+    positions = log_positions(shop, "Carts")
+    recorder = shop.carts.recorder
+    select = recorder.select_notifications
+    failures = iter([True, True])
+
+    def lost_twice(*args: Any, **kwargs: Any) -> Any:
+        if next(failures, False):
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "select_notifications", lost_twice)
+    states: list[str] = []
+    relay = EventRelay(
+        shop.carts, broker, report=lambda state, error: states.append(state)
+    )
+    relay.start()
+    try:
+        deadline = time.monotonic() + 20
+        while relay.position() < positions[-1]:
+            assert time.monotonic() < deadline, (relay.position(), states)
+            assert relay.error is None, relay.error
+            time.sleep(0.05)
+    finally:
+        relay.stop()
+        relay.join(10)
+
+    assert relay.error is None
+    assert "waiting" in states
+    assert relayed_positions(broker, "Carts") == positions
