@@ -36,6 +36,13 @@ from application.databases import (
 from application.service_names import SERVICE_NAMES
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
+NATS_URL_VARIABLE = "EVENTSHOP_NATS_URL"
+BROKER_FED_VARIABLE = "EVENTSHOP_BROKER_FED"
+ALL_SUBSCRIBERS = "all"
+"""``EVENTSHOP_BROKER_FED=all``: every subscriber is fed by the broker."""
+Feed = Literal["direct", "broker"]
+"""How a subscriber reads the log it follows: the service's log itself, or the
+service's stream on the broker (``application.relay.broker_feed``)."""
 VIEWS = "views"
 """The part of a shop that holds the read models (beside its three services)."""
 STORAGE_PARTS = (*SERVICE_NAMES, VIEWS)
@@ -164,6 +171,11 @@ class Settings:
     # How long one attempt to connect may take (and starting a shop at all).
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    # The NATS server the relays publish to and broker-fed subscribers read.
+    nats_url: str | None = None
+    # The subscribers fed by the broker (names, or ``ALL_SUBSCRIBERS``); the
+    # others read the log they follow directly.
+    broker_fed: frozenset[str] = frozenset()
     batching: Batching = Batching()
     process_manager_fault_policy: FaultPolicy = PROCESS_MANAGER_FAULT_POLICY
     read_model_fault_policy: FaultPolicy = READ_MODEL_FAULT_POLICY
@@ -181,14 +193,24 @@ class Settings:
         *,
         data_dir: str | Path | None = None,
         part_urls: Mapping[str, str | None] | None = None,
+        nats_url: str | None = None,
+        broker_fed: Collection[str] | None = None,
     ) -> Settings:
         """Reads the URL (or the environment) and returns validated settings.
         A ``data_dir`` without a URL means SQLite in that folder, whatever the
         environment says. ``part_urls`` gives a part (a service's name, or
         ``"views"``) a database of its own; a part it leaves out, or gives
-        None, is read from ``EVENTSHOP_<PART>_DATABASE_URL`` if set."""
+        None, is read from ``EVENTSHOP_<PART>_DATABASE_URL`` if set.
+        ``broker_fed`` names the subscribers fed by the broker at ``nats_url``
+        (default: ``EVENTSHOP_BROKER_FED``, comma-separated, and
+        ``EVENTSHOP_NATS_URL``)."""
         settings = cls._storage(database_url, data_dir)
-        settings = replace(settings, own_storage=_own_storage(settings, part_urls))
+        settings = replace(
+            settings,
+            own_storage=_own_storage(settings, part_urls),
+            nats_url=nats_url or os.environ.get(NATS_URL_VARIABLE) or None,
+            broker_fed=_broker_fed(broker_fed),
+        )
         payment_timeout = _seconds_from_environment(PAYMENT_TIMEOUT_VARIABLE)
         if payment_timeout is not None:
             settings = replace(
@@ -212,6 +234,24 @@ class Settings:
             if not 0 < seconds < 10**6:
                 raise ConfigurationError(f"{name} must be positive, not {seconds!r}")
         _check_parts(self.own_storage)
+        if self.broker_fed and not self.nats_url:
+            raise ConfigurationError(
+                "subscribers fed by the broker need its URL "
+                f"({NATS_URL_VARIABLE}, or --nats)"
+            )
+        if self.nats_url is not None and not self.nats_url.startswith(
+            ("nats://", "tls://")
+        ):
+            raise ConfigurationError(
+                f"the broker's URL must start with nats:// or tls://, "
+                f"not {self.nats_url[:40]!r}"
+            )
+
+    def feed_of(self, subscriber: str) -> Feed:
+        """How ``subscriber`` reads the log it follows."""
+        if ALL_SUBSCRIBERS in self.broker_fed or subscriber in self.broker_fed:
+            return "broker"
+        return "direct"
 
     @classmethod
     def _storage(
@@ -288,6 +328,12 @@ class Settings:
                 part_url_variable(part): storage.url()
                 for part, storage in self.own_storage.items()
             },
+            **({NATS_URL_VARIABLE: self.nats_url} if self.nats_url else {}),
+            **(
+                {BROKER_FED_VARIABLE: ",".join(sorted(self.broker_fed))}
+                if self.broker_fed
+                else {}
+            ),
             PAYMENT_TIMEOUT_VARIABLE: str(self.payment_timeout.total_seconds()),
             COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
             CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
@@ -314,6 +360,13 @@ class Settings:
 def part_url_variable(part: str) -> str:
     """The environment variable that gives ``part`` a database of its own."""
     return f"EVENTSHOP_{part.upper()}_DATABASE_URL"
+
+
+def _broker_fed(names: Collection[str] | None) -> frozenset[str]:
+    if names is None:
+        raw = os.environ.get(BROKER_FED_VARIABLE, "")
+        names = [name.strip() for name in raw.split(",")]
+    return frozenset(name for name in names if name)
 
 
 def _check_parts(parts: Collection[str]) -> None:

@@ -50,7 +50,10 @@ class Shop(ClosedOnExit):
     ``carts_database_url``, ``orders_database_url``, ``inventory_database_url``
     and ``views_database_url`` (or ``$EVENTSHOP_CARTS_DATABASE_URL`` and so on)
     give a service, or the views, a database of its own; the engines may be
-    mixed.
+    mixed. ``broker_fed`` names the subscribers (or ``["all"]``) that read the
+    service they follow from its stream on the NATS JetStream server at
+    ``nats_url`` (``$EVENTSHOP_BROKER_FED``, ``$EVENTSHOP_NATS_URL``); the shop
+    then hosts those services' relays too.
 
     With ``subscribers="embedded"`` (the default) the shop hosts the read
     models and process managers itself, in a helper process it starts and
@@ -88,6 +91,8 @@ class Shop(ClosedOnExit):
         orders_database_url: str | None = None,
         inventory_database_url: str | None = None,
         views_database_url: str | None = None,
+        nats_url: str | None = None,
+        broker_fed: Collection[str] | None = None,
         settings: Settings | None = None,
         subscribers: Hosting = "embedded",
         clock: Clock = system_clock,
@@ -103,6 +108,8 @@ class Shop(ClosedOnExit):
                 "Inventory": inventory_database_url,
                 VIEWS: views_database_url,
             },
+            nats_url=nats_url,
+            broker_fed=broker_fed,
         )
         if command_timeout_seconds is not None:
             settings = replace(

@@ -22,9 +22,11 @@ from psycopg import sql
 
 from application import Shop
 from application.config import (
+    BROKER_FED_VARIABLE,
     COMMAND_TIMEOUT_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
     DATABASE_URL_VARIABLE,
+    NATS_URL_VARIABLE,
     PAYMENT_TIMEOUT_VARIABLE,
     STORAGE_PARTS,
     Settings,
@@ -153,6 +155,8 @@ def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         PAYMENT_TIMEOUT_VARIABLE,
         COMMAND_TIMEOUT_VARIABLE,
         CONNECT_TIMEOUT_VARIABLE,
+        NATS_URL_VARIABLE,
+        BROKER_FED_VARIABLE,
         *(part_url_variable(part) for part in STORAGE_PARTS),
     ):
         monkeypatch.delenv(variable, raising=False)

@@ -7,7 +7,15 @@ import argparse
 from collections.abc import Callable, Collection
 from datetime import datetime
 
-from application.config import STORAGE_PARTS, VIEWS, Settings, part_url_variable
+from application.config import (
+    ALL_SUBSCRIBERS,
+    BROKER_FED_VARIABLE,
+    NATS_URL_VARIABLE,
+    STORAGE_PARTS,
+    VIEWS,
+    Settings,
+    part_url_variable,
+)
 from application.service_names import SERVICE_NAMES
 
 __all__ = [
@@ -38,6 +46,22 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
             help=f"a database of its own for {_part_title(part)} "
             f"(default: ${part_url_variable(part)}, else --database-url)",
         )
+    parser.add_argument(
+        "--nats",
+        type=nats_url,
+        metavar="URL",
+        help="the NATS server the relays publish to and the broker-fed "
+        f"subscribers read (default: ${NATS_URL_VARIABLE}; the relay's: "
+        f"{DEFAULT_NATS_URL})",
+    )
+    parser.add_argument(
+        "--broker-fed",
+        type=_names,
+        metavar="NAMES",
+        help="subscribers (comma-separated, or 'all') that read the service "
+        "they follow from its stream on the broker rather than its log "
+        f"(default: ${BROKER_FED_VARIABLE}, else none)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -48,7 +72,19 @@ def settings_from(args: argparse.Namespace) -> Settings:
             part: getattr(args, f"{part.lower()}_database_url")
             for part in STORAGE_PARTS
         },
+        nats_url=args.nats,
+        broker_fed=args.broker_fed,
     )
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or len(text) > 2000:
+        raise argparse.ArgumentTypeError(
+            f"{text[:80]!r} names no subscriber (comma-separated, or "
+            f"{ALL_SUBSCRIBERS!r})"
+        )
+    return names
 
 
 def _part_title(part: str) -> str:
@@ -94,7 +130,6 @@ def one_of(kind: str, known: Callable[[], Collection[str]]) -> Callable[[str], s
     return parse
 
 
-NATS_URL_VARIABLE = "EVENTSHOP_NATS_URL"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 

@@ -10,18 +10,14 @@ arguments are good.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Collection, Sequence
 
 from application.cli.options import (
-    DEFAULT_NATS_URL,
-    NATS_URL_VARIABLE,
     SERVICE_NAMES,
     add_storage_options,
     int_between,
     moment,
-    nats_url,
     one_of,
     positive_int,
 )
@@ -123,13 +119,6 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[name.lower() for name in SERVICE_NAMES],
     )
     relay.add_argument(
-        "--nats",
-        type=nats_url,
-        default=os.environ.get(NATS_URL_VARIABLE) or DEFAULT_NATS_URL,
-        help=f"the NATS server (default: ${NATS_URL_VARIABLE}, else "
-        f"{DEFAULT_NATS_URL})",
-    )
-    relay.add_argument(
         "--once",
         action="store_true",
         help="publish what the log holds now, then exit",
@@ -155,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     topology.add_argument(
         "--mermaid", action="store_true", help="print a Mermaid flowchart"
     )
+    add_storage_options(topology)
     topology.set_defaults(handler="topology")
     _add_rebuild_parser(commands)
     _add_dead_letters_parser(commands)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from application.bootstrap import open_services
-from application.cli.options import settings_from
+from application.cli.options import DEFAULT_NATS_URL, settings_from
 from application.relay.jetstream import BrokerUnavailableError, JetStream
 from application.relay.messages import stream_name
 from application.relay.relay import EventRelay, relay_name
@@ -24,7 +24,8 @@ def relay_command(args: argparse.Namespace, console: Console) -> int:
     [service_name] = [name for name in SERVICE_NAMES if name.lower() == args.service]
     services = open_services(settings, [service_name])
     service = services[service_name]
-    broker = JetStream(args.nats)
+    url = settings.nats_url or DEFAULT_NATS_URL
+    broker = JetStream(url)
 
     def report(state: str, error: str | None) -> None:
         why = f" ({escape(error)})" if error else ""
@@ -41,7 +42,7 @@ def relay_command(args: argparse.Namespace, console: Console) -> int:
     relay = EventRelay(
         service, broker, leadership=leadership, report=report, page_size=args.page_size
     )
-    target = f"{stream_name(service_name)} on {args.nats}"
+    target = f"{stream_name(service_name)} on {url}"
     try:
         if args.once:
             try:

@@ -106,7 +106,9 @@ class Outage:
         """Logs and reports ``error`` (for a loop that waits by itself);
         returns the reason it waits."""
         self.failures += 1
-        reason = self.reason = waiting_reason(error, self.waiting_for)
+        # An error may say what is away (the broker, for a broker-fed runner).
+        waiting_for = getattr(error, "waiting_for", None) or self.waiting_for
+        reason = self.reason = waiting_reason(error, waiting_for)
         # The first of a run is worth a line; the rest only while debugging.
         level = logging.WARNING if self.failures == 1 else logging.DEBUG
         log.log(level, "%s: %s", self.what, reason)

@@ -10,17 +10,21 @@ last message id is not the stream's) is a :class:`PublishRefusedError`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+
+from domain.errors import StorageUnavailableError
 
 T = TypeVar("T")
 
@@ -28,10 +32,17 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 EXPECTED_LAST_MESSAGE_ID = "Nats-Expected-Last-Msg-Id"
 # JetStream's error code for a failed "expected last message id" check.
 _WRONG_LAST_MESSAGE_ID = 10070
+# How long a consumer waits for a message's acknowledgement before it delivers
+# the message again: far longer than a batch takes, so that a redelivery means
+# the consumer before this one died with the message in hand.
+ACK_WAIT_SECONDS = 60.0
 
 
-class BrokerUnavailableError(ConnectionError):
-    """The broker cannot be reached, or did not answer in time."""
+class BrokerUnavailableError(StorageUnavailableError, ConnectionError):
+    """The broker cannot be reached, or did not answer in time: a passing
+    fault, waited out as a database's is (``application.persistence.transient``)."""
+
+    waiting_for = "the broker"
 
 
 class PublishRefusedError(RuntimeError):
@@ -70,6 +81,36 @@ class StoredMessage:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class DeliveredMessage:
+    """A message a consumer delivered; ``ack`` it once handled."""
+
+    sequence: int
+    """Its sequence number in the stream."""
+    headers: dict[str, str]
+    payload: bytes
+    delivery: Msg = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StreamState:
+    first_sequence: int
+    last_sequence: int
+    messages: int
+
+
+@dataclass(frozen=True)
+class ConsumerState:
+    """Where a durable consumer stands in its stream."""
+
+    acknowledged: int
+    """The stream sequence up to which every message was acknowledged."""
+    delivered: int
+    """The stream sequence of the last message delivered."""
+    pending: int
+    """Messages of the stream not yet delivered to it."""
+
+
 class JetStream:
     """One connection to a NATS server with JetStream, used from any thread."""
 
@@ -83,6 +124,9 @@ class JetStream:
         self._thread.start()
         self._client: Client | None = None
         self._js: JetStreamContext | None = None
+        # The pull subscriptions bound over the current connection, by stream
+        # and consumer (a new connection binds them anew).
+        self._pulls: dict[tuple[str, str], JetStreamContext.PullSubscription] = {}
 
     # -- connection ------------------------------------------------------------
 
@@ -94,6 +138,7 @@ class JetStream:
     async def _connect(self) -> None:
         if self._client is not None:
             await self._client.close()
+        self._pulls.clear()
         # Reconnecting is left to the caller: a call fails at once while the
         # broker is away, and the caller's backoff decides when to try again.
         client = await nats.connect(
@@ -171,6 +216,102 @@ class JetStream:
         info = await js.stream_info(stream)
         return int(info.state.last_seq or 0)
 
+    def stream_state(self, stream: str) -> StreamState | None:
+        """How many messages the stream holds, from which sequence to which;
+        None if there is no such stream (yet: its relay makes it)."""
+        return self._run(self._stream_state(stream))
+
+    async def _stream_state(self, stream: str) -> StreamState | None:
+        js = await self._context()
+        try:
+            state = (await js.stream_info(stream)).state
+        except nats.js.errors.NotFoundError:
+            return None
+        return StreamState(
+            first_sequence=int(state.first_seq or 0),
+            last_sequence=int(state.last_seq or 0),
+            messages=int(state.messages or 0),
+        )
+
+    # -- consuming -------------------------------------------------------------
+
+    def start_consumer(self, stream: str, consumer: str, start_sequence: int) -> None:
+        """(Re)creates the durable pull consumer ``consumer`` of ``stream`` so
+        that it delivers from ``start_sequence`` on, in order; every message
+        acknowledged acknowledges those before it."""
+        self._run(self._start_consumer(stream, consumer, start_sequence))
+
+    async def _start_consumer(
+        self, stream: str, consumer: str, start_sequence: int
+    ) -> None:
+        js = await self._context()
+        self._pulls.pop((stream, consumer), None)
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(stream, consumer)
+        await js.add_consumer(
+            stream,
+            config=api.ConsumerConfig(
+                name=consumer,
+                durable_name=consumer,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=max(start_sequence, 1),
+                ack_policy=api.AckPolicy.ALL,
+                ack_wait=ACK_WAIT_SECONDS,
+                max_ack_pending=-1,
+            ),
+        )
+
+    def fetch(
+        self, stream: str, consumer: str, batch: int, timeout: float
+    ) -> list[DeliveredMessage]:
+        """Up to ``batch`` messages from the consumer, waiting up to
+        ``timeout`` seconds for the first (then none)."""
+        return self._run(self._fetch(stream, consumer, batch, timeout))
+
+    async def _fetch(
+        self, stream: str, consumer: str, batch: int, timeout: float
+    ) -> list[DeliveredMessage]:
+        js = await self._context()
+        pull = self._pulls.get((stream, consumer))
+        if pull is None:
+            pull = await js.pull_subscribe_bind(consumer, stream)
+            self._pulls[(stream, consumer)] = pull
+        try:
+            messages = await pull.fetch(batch, timeout=max(timeout, 0.01))
+        except (TimeoutError, nats.errors.TimeoutError):
+            # Nothing came within the time: not a fault.
+            return []
+        return [
+            DeliveredMessage(
+                sequence=message.metadata.sequence.stream,
+                headers=dict(message.headers or {}),
+                payload=message.data or b"",
+                delivery=message,
+            )
+            for message in messages
+        ]
+
+    def ack(self, message: DeliveredMessage) -> None:
+        """Acknowledges ``message`` (and, the consumer acknowledging all,
+        every one delivered before it)."""
+        self._run(message.delivery.ack())
+
+    def consumer_state(self, stream: str, consumer: str) -> ConsumerState | None:
+        """Where the durable consumer stands, or None if there is none."""
+        return self._run(self._consumer_state(stream, consumer))
+
+    async def _consumer_state(self, stream: str, consumer: str) -> ConsumerState | None:
+        js = await self._context()
+        try:
+            info = await js.consumer_info(stream, consumer)
+        except nats.js.errors.NotFoundError:
+            return None
+        return ConsumerState(
+            acknowledged=info.ack_floor.stream_seq if info.ack_floor else 0,
+            delivered=info.delivered.stream_seq if info.delivered else 0,
+            pending=int(info.num_pending or 0),
+        )
+
     # -- publishing ------------------------------------------------------------
 
     def publish_in_order(self, messages: Sequence[Outgoing]) -> Published:
@@ -215,6 +356,12 @@ class JetStream:
         try:
             return future.result(self.timeout * 2)
         except FutureTimeout:
+            # The same class as the TimeoutError a call may raise itself.
+            if future.done():
+                failure = future.exception()
+                raise _translated(
+                    failure if isinstance(failure, Exception) else TimeoutError()
+                ) from None
             future.cancel()
             raise BrokerUnavailableError(
                 f"no answer from {self.url} in {self.timeout * 2:g} s"

@@ -44,6 +44,7 @@ from application.relay.jetstream import (
     PublishRefusedError,
 )
 from application.relay.messages import (
+    MESSAGE_ID_HEADER,
     POSITION_HEADER,
     RelayedEvent,
     message_id,
@@ -95,6 +96,8 @@ class EventRelay(BackgroundWorker):
         self._report = report
         self._tracking: TrackingRecorder = service.factory.tracking_recorder()
         self._written = threading.Event()
+        self._last_id: str | None = None
+        """The id of the stream's last message, as far as this relay knows."""
 
     # -- what it has done ------------------------------------------------------
 
@@ -185,13 +188,17 @@ class EventRelay(BackgroundWorker):
         recorded (the relay was stopped in between)."""
         last = self.broker.last_message(self.stream)
         in_stream = 0 if last is None else int(last.headers[POSITION_HEADER])
+        # What the next message expects to follow: the stream's true last id,
+        # so that a message someone else put there cannot break the chain
+        # (every publish refused, every resume finding the same end).
+        self._last_id = None if last is None else last.headers.get(MESSAGE_ID_HEADER)
         if in_stream > self.position():
             self._record(in_stream)
         return in_stream
 
     def _publish(self, page: Sequence[Notification], *, after: int) -> int:
         messages = []
-        previous = message_id(self.service.name, after) if after else None
+        previous = self._last_id if after else None
         for notification in page:
             relayed = self._relayed(notification)
             headers = relayed.headers
@@ -203,6 +210,7 @@ class EventRelay(BackgroundWorker):
         reached = after
         if published.acknowledged:
             reached = page[published.acknowledged - 1].id
+            self._last_id = message_id(self.service.name, reached)
             self._record(reached)
         failure = published.failure
         if failure is None:

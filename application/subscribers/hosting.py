@@ -19,7 +19,11 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from application.config import VIEWS, FaultPolicy, Settings
+from application.config import ALL_SUBSCRIBERS, VIEWS, FaultPolicy, Settings
+from application.databases import ConfigurationError
+from application.relay.broker_feed import BrokerLog
+from application.relay.jetstream import JetStream
+from application.relay.relay import EventRelay, relay_name
 from application.services import Orders
 from application.services.process import ProcessService, ProcessSubscriber
 from application.subscribers.background import BackgroundWorker
@@ -109,13 +113,66 @@ def subscriber_runner(
     settings: Settings, subscriber: Subscriber, service: Application[Any]
 ) -> SubscriberRunner:
     """A runner for ``subscriber`` as the settings say: its leadership, fault
-    policy and batching."""
+    policy, batching and feed (the log of ``service`` itself, or its stream
+    on the broker)."""
     return SubscriberRunner(
         subscriber,
         service,
         leadership_for(settings, subscriber.name, part=recorded_in(subscriber)),
         fault_policy_for(settings, subscriber),
         batching=settings.batching,
+        log=broker_feed(settings, subscriber, service),
+    )
+
+
+def broker_feed(
+    settings: Settings, subscriber: Subscriber, service: Application[Any]
+) -> BrokerLog | None:
+    """The stream ``subscriber`` reads ``service`` from, if the settings say
+    the broker feeds it (None: it reads the log itself)."""
+    if settings.feed_of(subscriber.name) != "broker":
+        return None
+    assert settings.nats_url is not None
+    # Events are decoded as the service itself would (its transcodings and
+    # upcasting), from the state it stored.
+    return BrokerLog(
+        service.name,
+        subscriber.name,
+        JetStream(settings.nats_url),
+        service.mapper.to_domain_event,
+    )
+
+
+def check_broker_fed(settings: Settings) -> None:
+    """Refuses settings that name a subscriber the topology does not declare."""
+    known = {subscriber.name for subscriber in declared_subscribers()}
+    unknown = sorted(settings.broker_fed - known - {ALL_SUBSCRIBERS})
+    if unknown:
+        raise ConfigurationError(
+            f"no subscriber named {', '.join(unknown)} to feed by the broker "
+            f"(known: {', '.join(sorted(known))}, or {ALL_SUBSCRIBERS})"
+        )
+
+
+def relayed_services(settings: Settings, subscribers: Sequence[Subscriber]) -> set[str]:
+    """The services some of ``subscribers`` read from the broker: a shop that
+    hosts those subscribers also hosts these services' relays."""
+    return {
+        subscriber.follows
+        for subscriber in subscribers
+        if settings.feed_of(subscriber.name) == "broker"
+    }
+
+
+def event_relay(settings: Settings, service: Application[Any]) -> EventRelay:
+    """The relay of ``service`` to the broker the settings name, one active
+    per service database (the others stand by)."""
+    assert settings.nats_url is not None
+    name = relay_name(service)
+    return EventRelay(
+        service,
+        JetStream(settings.nats_url),
+        leadership=leadership_for(settings, name, part=service.name),
     )
 
 
@@ -166,7 +223,9 @@ class Subscribers:
         self.services = services
         self.store = store
         self.subscribers = all_subscribers(services, store)
+        check_broker_fed(settings)
         self.runners: list[SubscriberRunner] = []
+        self.relays: list[EventRelay] = []
         self.chain_keepers: list[ChainKeeper] = []
         self.helper: SubscriberProcess | None = None
         self._failures_checked = 0.0
@@ -177,7 +236,12 @@ class Subscribers:
         )
 
     def start(self) -> None:
-        """Hosts every subscriber in this process."""
+        """Hosts every subscriber in this process, and the relays of the
+        services some of them read from the broker."""
+        for service_name in relayed_services(self.settings, self.subscribers):
+            relay = event_relay(self.settings, self.services[service_name])
+            relay.start()
+            self.relays.append(relay)
         for subscriber in self.subscribers:
             runner = subscriber_runner(
                 self.settings, subscriber, self.services[subscriber.follows]
@@ -208,9 +272,12 @@ class Subscribers:
         if self.helper is not None:
             self.helper.stop()
             self.helper = None
-        stop_all([*self.chain_keepers, *self.runners])
+        stop_all([*self.chain_keepers, *self.runners, *self.relays])
+        for relay in self.relays:
+            relay.broker.close()
         self.chain_keepers.clear()
         self.runners.clear()
+        self.relays.clear()
 
     def wait_until_processed(
         self, timeout: float = 10.0, only: Collection[str] | None = None
@@ -303,7 +370,11 @@ class Subscribers:
             pause = min(pause * 2, 0.05)
 
     def _raise_failures(self) -> None:
-        workers: list[BackgroundWorker] = [*self.runners, *self.chain_keepers]
+        workers: list[BackgroundWorker] = [
+            *self.runners,
+            *self.chain_keepers,
+            *self.relays,
+        ]
         if self.deadline_runner is not None:
             workers.append(self.deadline_runner)
         raise_first_failure(workers)

@@ -61,9 +61,9 @@ from application.subscribers.fault_handling import (
 from application.subscribers.leadership import Leadership
 from application.subscribers.pace import Pace
 from application.subscribers.shared_log import (
-    LogFollower,
+    FollowedLog,
+    Follower,
     LoggedEvent,
-    SharedLog,
     shared_log,
 )
 from application.subscribers.subscriber import Subscriber
@@ -92,7 +92,7 @@ class SubscriberRunner(BackgroundWorker):
         policy: FaultPolicy | None = None,
         *,
         batching: Batching | None = None,
-        log: SharedLog | None = None,
+        log: FollowedLog | None = None,
     ) -> None:
         # Reports "waiting" (and the reason) while it waits, "running" once
         # it reads the log again.
@@ -106,9 +106,9 @@ class SubscriberRunner(BackgroundWorker):
         self.service = service
         self.policy = policy or FaultPolicy()
         self.batching = batching or Batching()
-        self.log = log or shared_log(service)
-        """Where it reads the log: shared with the other runners of this
-        process that follow the same service."""
+        self.log: FollowedLog = log or shared_log(service)
+        """Where it reads the log: by default the log itself, shared with the
+        other runners of this process that follow the same service."""
         self.delivery = Delivery(
             subscriber, self.policy, self.stopping, self._report, self._advance
         )
@@ -156,6 +156,7 @@ class SubscriberRunner(BackgroundWorker):
             self._report("failed", "".join(traceback.format_exception(error)))
 
     def _ended(self) -> None:
+        self.log.close()
         self._wake_waiters()
 
     def _work(self) -> None:
@@ -171,8 +172,8 @@ class SubscriberRunner(BackgroundWorker):
         """Halts, rather than wait for a log to grow past where it stands, if
         the subscriber stands past the log's head (which only a log other than
         the one it followed can be behind)."""
-        head = self.service.recorder.max_notification_id() or 0
-        if position is not None and position > head:
+        head = self.log.head()
+        if position is not None and head is not None and position > head:
             error = PositionBeyondLogError(
                 self.name, self.subscriber.follows, position, head
             )
@@ -232,7 +233,7 @@ class _Following:
     def __init__(
         self,
         runner: SubscriberRunner,
-        follower: LogFollower,
+        follower: Follower,
         position: int | None,
     ) -> None:
         self.runner = runner
@@ -330,3 +331,5 @@ class _Following:
         self.recorded = self.read_to
         self.recorded_at = time.monotonic()
         self.runner._advance(self.recorded)
+        if self.recorded is not None:
+            self.follower.handled_up_to(self.recorded)

@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol, cast
 
 from eventsourcing.application import Application
@@ -60,6 +60,55 @@ class SignallingRecorder(Protocol):
     def stop_waking(self, waker: Waker) -> None: ...
 
 
+class Follower(Protocol):
+    """What a runner reads its batches through (see ``LogFollower``)."""
+
+    def batch_after(
+        self,
+        position: int | None,
+        *,
+        limit: int,
+        timeout: float,
+        stopping: threading.Event | None = None,
+    ) -> Sequence[LoggedEvent]: ...
+
+    def handled_up_to(self, position: int) -> None:
+        """The subscriber recorded ``position``: what it read up to there
+        will never be asked for again, unless the runner resyncs."""
+
+
+class FollowedLog(Protocol):
+    """Where a runner reads a service's log: that log itself, shared by the
+    runners of the process (``SharedLog``), or the service's stream on the
+    broker (``application.relay.broker_feed``)."""
+
+    @property
+    def name(self) -> str:
+        """The service whose log it is."""
+
+    def follow(self) -> AbstractContextManager[Follower]: ...
+
+    def head(self) -> int | None:
+        """The position of the last event it can deliver; None if it cannot
+        tell a position past it from one it has yet to catch up with (a
+        stream that lags the log while its relay catches up)."""
+
+    def interrupt(self) -> None:
+        """Wakes a follower waiting for events (the runner is stopping)."""
+
+    def close(self) -> None:
+        """Releases what its runner alone used."""
+
+
+class Decoder(Protocol):
+    """Decodes the events of a log once for all who ask (``SharedLog``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def decode_once(self, entry: LoggedEvent) -> object: ...
+
+
 class LoggedEvent:
     """A notification read from a log, and its event, decoded once when first
     asked for. A notification that fails to decode is left undecoded: every
@@ -67,7 +116,7 @@ class LoggedEvent:
 
     __slots__ = ("_decoded", "_log", "notification")
 
-    def __init__(self, notification: Notification, log: SharedLog) -> None:
+    def __init__(self, notification: Notification, log: Decoder) -> None:
         self.notification = notification
         self._log = log
         self._decoded: object = _NOT_DECODED
@@ -182,6 +231,12 @@ class SharedLog:
         (see ``LogFollower.batch_after``)."""
         with self._lock:
             self._grown.notify_all()
+
+    def head(self) -> int:
+        return self._recorder.max_notification_id() or 0
+
+    def close(self) -> None:
+        """Nothing: the log is the process's, not one runner's."""
 
     def decode_once(self, entry: LoggedEvent) -> object:
         with self._decoding:
@@ -356,6 +411,9 @@ class LogFollower:
         the database raises."""
         self.limit = limit
         return self._log._batch_after(self, position or 0, limit, timeout, stopping)
+
+    def handled_up_to(self, position: int) -> None:
+        """Nothing: the window moves on as its followers ask for what is after."""
 
 
 class _Waker:

@@ -196,9 +196,15 @@ def topology(subscribers: Sequence[Declared] | None = None) -> dict[str, list[st
     return {event_type: readers[event_type] for event_type in sorted(readers)}
 
 
-def topology_mermaid(subscribers: Sequence[Declared] | None = None) -> str:
+def topology_mermaid(
+    subscribers: Sequence[Declared] | None = None,
+    *,
+    feeds: Mapping[str, str] | None = None,
+) -> str:
     """A Mermaid flowchart: service -> event type -> subscriber, of
-    ``subscribers`` (default: the shop's, as the topology declares them)."""
+    ``subscribers`` (default: the shop's, as the topology declares them);
+    ``feeds`` says, by subscriber name, which read the broker (a dotted
+    arrow labelled JetStream) rather than the log."""
     if subscribers is None:
         subscribers = TOPOLOGY.declared()
     lines = ["flowchart LR"]
@@ -213,5 +219,6 @@ def topology_mermaid(subscribers: Sequence[Declared] | None = None) -> str:
                 lines.append(f"    svc_{subscriber.follows} --> {node}")
                 break
         for name in names:
-            lines.append(f"    {node} --> sub_{name}{{{{{name}}}}}")
+            arrow = "-.->|JetStream|" if (feeds or {}).get(name) == "broker" else "-->"
+            lines.append(f"    {node} {arrow} sub_{name}{{{{{name}}}}}")
     return "\n".join(lines)

@@ -4,11 +4,15 @@ cancellation and shipment release or commit the stock.
 
 Every test runs with the shop in one database, and with each service (and the
 views) in a database of its own: separate SQLite folders, three PostgreSQL
-databases, and a mix (Carts on SQLite, Orders and Inventory on PostgreSQL)."""
+databases, and a mix (Carts on SQLite, Orders and Inventory on PostgreSQL);
+the last two also with every subscriber fed by the broker (each service's
+relay publishing to a NATS server of the test's own), so that no subscriber
+reads another service's database."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
@@ -18,7 +22,7 @@ import pytest
 from psycopg import sql
 
 from application import Settings, Shop
-from application.config import STORAGE_PARTS
+from application.config import ALL_SUBSCRIBERS, STORAGE_PARTS
 from application.databases import Storage
 from application.demo.invariants import check_invariants
 from application.service_names import SERVICE_NAMES
@@ -28,6 +32,7 @@ from domain.inventory import InventoryItem
 from domain.order import Order
 from domain.values import inventory_item_id
 from tests.conftest import postgres_url, temporary_postgres_databases
+from tests.support.private_nats import private_nats
 
 TEA, MUG = "TEA-SENCHA", "MUG-STONE"
 
@@ -43,13 +48,36 @@ LAYOUTS = [
         id="carts-on-sqlite-the-rest-on-postgres",
         marks=pytest.mark.postgres,
     ),
+    pytest.param(
+        ("postgres", "apart", "broker"),
+        id="postgres-three-databases-through-the-broker",
+        marks=pytest.mark.postgres,
+    ),
+    pytest.param(
+        ("postgres", "mixed", "broker"),
+        id="carts-on-sqlite-the-rest-on-postgres-through-the-broker",
+        marks=pytest.mark.postgres,
+    ),
 ]
 
 
 @pytest.fixture(params=LAYOUTS)
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    """The shop's storage as the layout says (this module's own ``settings``)."""
-    engine, layout = request.param
+    """The shop's storage (and feeds) as the layout says (this module's own
+    ``settings``)."""
+    with _storage(request, tmp_path) as storage:
+        if len(request.param) < 3:
+            yield storage
+            return
+        with private_nats() as server:
+            yield replace(
+                storage, nats_url=server.url, broker_fed=frozenset({ALL_SUBSCRIBERS})
+            )
+
+
+@contextmanager
+def _storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    engine, layout = request.param[:2]
     if engine == "sqlite":
         shop_settings = Settings.from_url(data_dir=tmp_path / "shop")
         if layout == "apart":
