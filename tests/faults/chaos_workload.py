@@ -40,7 +40,7 @@ from application.shop import Shop
 from application.subscribers.status import ACTIVE_STATES
 from domain.errors import OrderNotFoundError, OrderStateError
 from domain.order import PAYMENT_NOT_RECEIVED, Order
-from tests.projections.runner_testing import eventually, start_worker
+from tests.projections.runner_testing import eventually, start_relay, start_worker
 
 SKUS = tuple(f"CHAOS-{number}" for number in range(8))
 PRICE = "2.50"
@@ -66,6 +66,8 @@ WORKER_GROUPS: dict[str, tuple[str, ...]] = {
 INSTANCES = {"sagas": 2, "views": 2, "deadlines": 1, "audit": 1}
 """How many instances of each group run at once: two means an active
 instance (per subscriber) and a standby."""
+RELAY_GROUP_PREFIX = "relay-"
+"""A group named ``relay-<service>`` is that service's ``eventshop relay``."""
 AIMED_AT = ("allocation", "checkout", "confirmation", "stock", "orders", "carts")
 """Subscribers with standbys whose active instance the aimed kills hit."""
 GROUP_KILL_ORDER = ("sagas", "deadlines", "views", "audit")
@@ -307,14 +309,22 @@ class Workers:
     """The worker processes of a run: ``INSTANCES[group]`` of each group at
     once, each writing its output to a file of its own under ``folder``."""
 
-    def __init__(self, settings: Settings, folder: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        folder: Path,
+        instances: dict[str, int] = INSTANCES,
+    ) -> None:
         self.settings = settings
         self.folder = folder
+        self.instances_of = instances
+        """How many of each group run at once (a ``relay-<service>`` group
+        is that service's relay)."""
         self.started: list[Worker] = []
         self._files: list[IO[bytes]] = []
 
     def start_all(self) -> None:
-        for group, count in INSTANCES.items():
+        for group, count in self.instances_of.items():
             for _ in range(count):
                 self.start(group)
 
@@ -322,8 +332,12 @@ class Workers:
         output = self.folder / f"worker-{len(self.started):02d}-{group}.log"
         file = output.open("wb")
         self._files.append(file)
-        first, *others = WORKER_GROUPS[group]
-        process = start_worker(self.settings, first, *others, output=file)
+        if group.startswith(RELAY_GROUP_PREFIX):
+            service = group.removeprefix(RELAY_GROUP_PREFIX)
+            process = start_relay(self.settings, service, output=file)
+        else:
+            first, *others = WORKER_GROUPS[group]
+            process = start_worker(self.settings, first, *others, output=file)
         worker = Worker(group, process, output)
         self.started.append(worker)
         return worker
@@ -344,13 +358,23 @@ class Workers:
         ]
 
     def up(self, shop: Shop) -> list[Worker]:
-        """The live workers that have reported the state of a subscriber."""
+        """The live workers that have reported the state of a subscriber, and
+        the live relays that have said they run (a relay reports on its
+        output only: it may not reach the views' database)."""
         reported = {
             report.pid
             for reports in shop.views.reports.all().values()
             for report in reports
         }
-        return [worker for worker in self.alive() if worker.pid in reported]
+        return [
+            worker
+            for worker in self.alive()
+            if worker.pid in reported
+            or (
+                worker.group.startswith(RELAY_GROUP_PREFIX)
+                and f"(pid {worker.pid})" in worker.tail()
+            )
+        ]
 
     def instances(self, shop: Shop, subscriber: str) -> dict[int, str]:
         """The state each live worker last reported for ``subscriber``, by pid

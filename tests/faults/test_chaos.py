@@ -9,12 +9,16 @@ parked and no subscriber lags. See ``chaos_workload`` for the parts."""
 
 from __future__ import annotations
 
+import os
+import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from unittest.mock import patch
 
 import pytest
@@ -22,16 +26,22 @@ from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from application.audit.chain_verification import verify_chains
 from application.cli import main as eventshop
-from application.config import PAYMENT_TIMEOUT_VARIABLE, Settings
+from application.config import ALL_SUBSCRIBERS, PAYMENT_TIMEOUT_VARIABLE, Settings
+from application.databases import Storage
 from application.demo.invariants import check_invariants
+from application.service_names import SERVICE_NAMES
 from application.shop import Shop
 from application.subscribers.status import subscriber_statuses
-from tests.conftest import postgres_url
+from tests.conftest import postgres_url, temporary_postgres_databases
 from tests.faults.chaos_workload import (
     EXPIRED,
+    INSTANCES,
+    RELAY_GROUP_PREFIX,
     ChaosMonkey,
     ClientLog,
+    Kill,
     KillSchedule,
+    Worker,
     Workers,
     customers_for,
     merged,
@@ -44,6 +54,7 @@ from tests.faults.chaos_workload import (
     unexpired,
 )
 from tests.projections.runner_testing import eventually
+from tests.support.private_nats import PrivateNats, private_nats
 
 CLIENTS = 4
 # Short, so that the orders left unpaid expire within the run (while the
@@ -52,18 +63,45 @@ CLIENTS = 4
 PAYMENT_TIMEOUT_SECONDS = 5
 
 
-def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -> None:
+class Monkey(Protocol):
+    """What kills the processes of a run as its schedule says."""
+
+    kills: list[Kill]
+    error: BaseException | None
+
+    def start(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+MonkeyFactory = Callable[[Shop, Workers, KillSchedule], Monkey]
+
+
+def run_chaos(
+    settings: Settings,
+    folder: Path,
+    *,
+    checkouts: int,
+    kills: int,
+    instances: dict[str, int] = INSTANCES,
+    monkey_for: MonkeyFactory | None = None,
+) -> None:
     """Runs the workload against worker processes (which take the payment
     timeout from the environment), the workers' output in ``folder``, and
-    checks the outcome."""
+    checks the outcome. The kills are the chaos monkey's, unless
+    ``monkey_for`` makes another."""
     started = time.monotonic()
     folder.mkdir(parents=True, exist_ok=True)
-    workers = Workers(settings, folder)
+    workers = Workers(settings, folder, instances)
     with Shop(settings=settings, subscribers="workers") as shop:
         received = stock_up(shop)
         workers.start_all()
         schedule = KillSchedule(checkouts, kills)
-        monkey = ChaosMonkey(shop, workers, schedule, seed=kills)
+        monkey: Monkey = (
+            ChaosMonkey(shop, workers, schedule, seed=kills)
+            if monkey_for is None
+            else monkey_for(shop, workers, schedule)
+        )
         try:
             monkey.start()
             customers = customers_for(checkouts)
@@ -95,8 +133,9 @@ def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -
                 for w in exited
             )
             assert len(monkey.kills) >= kills, list(summary(monkey.kills))
-            aimed = [kill for kill in monkey.kills if kill.aimed_at]
-            assert len(aimed) >= kills // 3
+            if isinstance(monkey, ChaosMonkey):
+                aimed = [kill for kill in monkey.kills if kill.aimed_at]
+                assert len(aimed) >= kills // 3
 
             # Every deadline fires; every subscriber is running and caught up.
             eventually(
@@ -112,7 +151,8 @@ def run_chaos(settings: Settings, folder: Path, *, checkouts: int, kills: int) -
                 (s.name, s.state, s.lag_events) for s in statuses if s.lag_events
             ] == []
             assert [(s.name, s.state) for s in statuses if not s.running] == []
-            assert eventshop(["status", "--database-url", settings.database_url()]) == 0
+            with patch.dict(os.environ, settings.child_environment()):
+                assert eventshop(["status"]) == 0
             eventually(
                 lambda: all(
                     verdict.intact and verdict.unrecorded == 0
@@ -177,6 +217,97 @@ def test_three_thousand_checkouts_survive_thirty_worker_kills(
     settings: Settings, tmp_path: Path
 ) -> None:
     run_chaos(settings, tmp_path / "workers", checkouts=3000, kills=30)
+
+
+BROKER_RUN_INSTANCES = {
+    "sagas": 2,
+    "views": 1,
+    "deadlines": 1,
+    "audit": 1,
+    **{f"{RELAY_GROUP_PREFIX}{service.lower()}": 1 for service in SERVICE_NAMES},
+}
+"""Every subscriber fed by the broker; one relay per service (killed, it is
+started again at once)."""
+
+
+class BrokerChaosMonkey(threading.Thread):
+    """Kills, in turn, a relay and a broker-fed worker whenever the schedule
+    says; at the middle of the run it restarts the NATS server instead."""
+
+    def __init__(
+        self, workers: Workers, schedule: KillSchedule, nats: PrivateNats
+    ) -> None:
+        super().__init__(name="broker chaos monkey", daemon=True)
+        self.workers = workers
+        self.schedule = schedule
+        self.nats = nats
+        self.rng = random.Random(len(schedule.due_at))
+        self.kills: list[Kill] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            count = len(self.schedule.due_at)
+            for index in range(count):
+                self.schedule.wait_until_due(index)
+                if self.schedule.aborted:
+                    return
+                if index == count // 2:
+                    self.nats.stop()
+                    time.sleep(1.0)
+                    self.nats.start()
+                    self.kills.append(Kill("nats-server", 0, None, None))
+                else:
+                    relays = index % 2 == 0
+                    target = self.rng.choice(
+                        [w for w in self.workers.alive() if _is_relay(w) == relays]
+                    )
+                    self.workers.kill_and_replace(target)
+                    self.kills.append(Kill(target.group, target.pid, None, None))
+                self.schedule.one_killed()
+        except BaseException as error:
+            self.error = error
+            self.schedule.finish(aborted=True)
+
+
+def _is_relay(worker: Worker) -> bool:
+    return worker.group.startswith(RELAY_GROUP_PREFIX)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_300_checkouts_survive_relay_and_worker_kills_and_a_broker_restart(
+    postgres_schema: str, tmp_path: Path
+) -> None:
+    """Each service in a PostgreSQL database of its own, the views in a
+    fourth, every subscriber fed by the broker: relays and workers SIGKILLed
+    in turn, the NATS server restarted once mid-run."""
+    with (
+        temporary_postgres_databases(len(SERVICE_NAMES)) as urls,
+        private_nats() as nats,
+    ):
+        settings = replace(
+            Settings.from_url(postgres_url(postgres_schema)),
+            own_storage={
+                name: Storage.from_url(url)
+                for name, url in zip(SERVICE_NAMES, urls, strict=True)
+            },
+            nats_url=nats.url,
+            broker_fed=frozenset({ALL_SUBSCRIBERS}),
+        )
+        run_chaos(
+            settings,
+            tmp_path / "workers",
+            checkouts=300,
+            kills=9,
+            instances=BROKER_RUN_INSTANCES,
+            monkey_for=lambda shop, workers, schedule: BrokerChaosMonkey(
+                workers, schedule, nats
+            ),
+        )
+    # The broker's restart was felt, and waited out, by the processes.
+    outputs = [log.read_text() for log in (tmp_path / "workers").glob("*.log")]
+    assert any("waiting for the broker" in output for output in outputs)
 
 
 @contextmanager

@@ -31,9 +31,25 @@ def start_worker(
     for a worker that runs long enough to fill a pipe nobody reads (it would
     block on its next log line). ``OPTIONS`` may start with more names.
     """
-    command = [sys.executable, "-m", "application.cli", "worker", name, *options]
+    return _eventshop(settings, ["worker", name, *options], output)
+
+
+def start_relay(
+    settings: Settings, service: str, output: IO[bytes] | int = subprocess.PIPE
+) -> subprocess.Popen[bytes]:
+    """``eventshop relay SERVICE`` in a child process, as ``start_worker``."""
+    return _eventshop(settings, ["relay", service.lower()], output)
+
+
+def _eventshop(
+    settings: Settings, arguments: list[str], output: IO[bytes] | int
+) -> subprocess.Popen[bytes]:
+    """``eventshop ARGUMENTS`` in a child process given ``settings`` by its
+    environment (every part's database, the broker and its feeds)."""
+    command = [sys.executable, "-m", "application.cli", *arguments]
     command += ["--database-url", settings.database_url()]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # What the test set in the environment wins (a payment timeout, say).
+    env = {**settings.child_environment(), **os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("EVENTSHOP_DATABASE_URL", None)
     return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
 
