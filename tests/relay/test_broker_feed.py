@@ -6,7 +6,6 @@ skip one. Against a NATS server of the test's own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,19 +26,6 @@ from tests.projections.runner_testing import eventually
 from tests.support.private_nats import PrivateNats, private_nats
 
 TEA = "TEA-1"
-
-
-@pytest.fixture
-def nats_server() -> Iterator[PrivateNats]:
-    with private_nats() as server:
-        yield server
-
-
-@pytest.fixture
-def broker(nats_server: PrivateNats) -> Iterator[JetStream]:
-    client = JetStream(nats_server.url, timeout=2.0)
-    yield client
-    client.close()
 
 
 def carts_opened(shop: Shop, count: int) -> None:

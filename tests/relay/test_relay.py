@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +34,6 @@ from application.services.audit_metadata import acting_as
 from tests.support.private_nats import PrivateNats, private_nats
 
 TEA = "TEA-1"
-
-
-@pytest.fixture
-def nats_server() -> Iterator[PrivateNats]:
-    with private_nats() as server:
-        yield server
-
-
-@pytest.fixture
-def broker(nats_server: PrivateNats) -> Iterator[JetStream]:
-    client = JetStream(nats_server.url, timeout=2.0)
-    yield client
-    client.close()
 
 
 def shop_with_carts(shop: Shop, carts: int) -> None:
