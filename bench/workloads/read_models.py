@@ -59,19 +59,29 @@ HALF_THE_READ_LIMIT = Target(min_ratio=0.5)
 ABANDON_SHARE = 0.05
 
 
-def build_store(bench: Bench, url: str) -> None:
-    """Fills the store at ``url`` as the module says."""
+def write_checkouts_by_clients(
+    bench: Bench, url: str, checkouts: int
+) -> list[ClientReport]:
+    """Stocks the catalogue and has ``clients`` processes write ``checkouts``
+    checkouts between them (and abandon a share of other carts), while nothing
+    reacts. The Carts log is then whole: nothing downstream writes to it."""
     sizes = bench.sizes
     with Shop(database_url=url, subscribers="workers") as shop:
-        stock_up(shop, sizes.store_checkouts)
-    bench.say(f"store: {sizes.clients} clients write {sizes.store_checkouts} checkouts")
-    shares = [sizes.store_checkouts // sizes.clients] * sizes.clients
-    shares[0] += sizes.store_checkouts - sum(shares)
-    written: list[ClientReport] = run_clients(
+        stock_up(shop, checkouts)
+    bench.say(f"store: {sizes.clients} clients write {checkouts} checkouts")
+    shares = [checkouts // sizes.clients] * sizes.clients
+    shares[0] += checkouts - sum(shares)
+    return run_clients(
         write_checkouts,
         [(url, client, share, ABANDON_SHARE) for client, share in enumerate(shares)],
         timeout=sizes.timeout,
     )
+
+
+def build_store(bench: Bench, url: str) -> None:
+    """Fills the store at ``url`` as the module says."""
+    sizes = bench.sizes
+    written = write_checkouts_by_clients(bench, url, sizes.store_checkouts)
     order_ids = [order for report in written for order in report.order_ids]
     with (
         Shop(database_url=url, subscribers="workers") as shop,

@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -85,6 +85,7 @@ def run_chaos(
     kills: int,
     instances: dict[str, int] = INSTANCES,
     monkey_for: MonkeyFactory | None = None,
+    outcomes: Collection[str] = ("rejected", "shipped", "paid", "cancelled", EXPIRED),
 ) -> None:
     """Runs the workload against worker processes (which take the payment
     timeout from the environment), the workers' output in ``folder``, and
@@ -177,8 +178,8 @@ def run_chaos(
         # What the clients did is what the store holds.
         assert len(record.checkouts) == checkouts
         counts = outcome_counts(record)
-        # The workload reached every branch of the saga.
-        assert {"rejected", "shipped", "paid", "cancelled", EXPIRED} <= set(counts)
+        # The workload reached the branches of the saga it is meant to.
+        assert set(outcomes) <= set(counts)
         assert order_problems(shop, record) == []
         assert stock_problems(shop, record) == []
         checks = check_invariants(shop, compare_views=False)
@@ -301,6 +302,9 @@ def test_300_checkouts_survive_relay_and_worker_kills_and_a_broker_restart(
             checkouts=300,
             kills=9,
             instances=BROKER_RUN_INSTANCES,
+            # Rejections need stock to run short, which 300 checkouts do only
+            # by chance; the saga's tests through the broker reject for sure.
+            outcomes=("shipped", "paid", "cancelled", EXPIRED),
             monkey_for=lambda shop, workers, schedule: BrokerChaosMonkey(
                 workers, schedule, nats
             ),
