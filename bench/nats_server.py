@@ -30,7 +30,11 @@ def nats_server_version(binary: str) -> str:
     """What ``nats-server --version`` says (``unknown`` if it says nothing)."""
     try:
         done = subprocess.run(
-            [binary, "--version"], capture_output=True, text=True, timeout=10
+            [binary, "--version"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
