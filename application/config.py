@@ -37,6 +37,8 @@ from application.service_names import SERVICE_NAMES
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
 NATS_URL_VARIABLE = "EVENTSHOP_NATS_URL"
+NATS_URL_SCHEMES = ("nats://", "tls://")
+"""How the URL of a NATS server starts."""
 BROKER_FED_VARIABLE = "EVENTSHOP_BROKER_FED"
 ALL_SUBSCRIBERS = "all"
 """``EVENTSHOP_BROKER_FED=all``: every subscriber is fed by the broker."""
@@ -239,9 +241,7 @@ class Settings:
                 "subscribers fed by the broker need its URL "
                 f"({NATS_URL_VARIABLE}, or --nats)"
             )
-        if self.nats_url is not None and not self.nats_url.startswith(
-            ("nats://", "tls://")
-        ):
+        if self.nats_url is not None and not self.nats_url.startswith(NATS_URL_SCHEMES):
             raise ConfigurationError(
                 f"the broker's URL must start with nats:// or tls://, "
                 f"not {self.nats_url[:40]!r}"

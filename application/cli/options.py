@@ -10,6 +10,7 @@ from datetime import datetime
 from application.config import (
     ALL_SUBSCRIBERS,
     BROKER_FED_VARIABLE,
+    NATS_URL_SCHEMES,
     NATS_URL_VARIABLE,
     STORAGE_PARTS,
     VIEWS,
@@ -135,7 +136,7 @@ DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 def nats_url(text: str) -> str:
     """An argparse type: the URL of a NATS server."""
-    if not text.startswith(("nats://", "tls://")) or len(text) > 2000:
+    if not text.startswith(NATS_URL_SCHEMES) or len(text) > 2000:
         raise argparse.ArgumentTypeError(
             f"{text[:80]!r} is not a NATS URL (like {DEFAULT_NATS_URL})"
         )
