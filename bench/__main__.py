@@ -48,6 +48,14 @@ Workloads (``--workloads``, comma-separated; default all):
     against a plain eventsourcing application doing the same saves, in
     ``--command-processes`` (default ``1,8``) spawned processes for
     ``--command-seconds`` (default 5) each. Target: >= 0.8x.
+``relay``
+    ``--relay-checkouts`` (default 8,000: about 35,000 Carts events) written
+    by ``--clients`` processes; the ``carts`` read model caught up on the
+    Carts table directly (the baseline), then ``relay_once`` of the log into
+    JetStream, the read model caught up from the stream (broker-fed), and the
+    relay and the broker-fed read model running at once (end to end), each
+    from nothing, on a private ``nats-server`` (skipped if it is not on
+    PATH). No target: how much the broker costs.
 
 The full default run takes roughly 20-30 minutes on a quiet 2-core machine
 with subscribers at the speed of the log, and longer on code whose
@@ -75,7 +83,7 @@ from bench.machine import describe_machine
 from bench.report import print_results
 from bench.results import Result, read_json, write_json
 from bench.stores import DEFAULT_POSTGRES_URL, EngineName
-from bench.workloads import commands, latency, million, read_models, saga
+from bench.workloads import commands, latency, million, read_models, relay, saga
 from bench.workloads.common import READ_MODEL_LOGS, SMOKE_SIZES, Bench, Sizes
 
 WORKLOADS: dict[str, Callable[[Bench], None]] = {
@@ -84,6 +92,7 @@ WORKLOADS: dict[str, Callable[[Bench], None]] = {
     "saga": saga.run,
     "latency": latency.run,
     "commands": commands.run,
+    "relay": relay.run,
 }
 # Confirmed orders must not expire (and write) while a store is measured.
 LONG_PAYMENT_TIMEOUT = str(7 * 24 * 3600)
@@ -138,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sizes.add_argument("--latency-hosting", type=_names)
     sizes.add_argument("--command-seconds", type=float)
     sizes.add_argument("--command-processes", type=_counts)
+    sizes.add_argument("--relay-checkouts", type=int)
     sizes.add_argument(
         "--timeout",
         type=float,
@@ -167,6 +177,8 @@ def check_sizes(sizes: Sizes) -> str | None:
         return f"--million-projections: some of {', '.join(inventory)}"
     if sizes.clients < 1 or min(sizes.command_processes, default=0) < 1:
         return "--clients and --command-processes must be at least 1"
+    if sizes.relay_checkouts < 1:
+        return "--relay-checkouts must be at least 1"
     return None
 
 

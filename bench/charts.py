@@ -4,7 +4,9 @@
   baseline (the read limit, the writing rate, the plain application);
 * ``ratios.png``: every ratio to its baseline, with the issue's target;
 * ``latency.png``: checkout-to-settled latency percentiles, with the goal;
-* ``memory.png``: peak resident memory of the million-event children.
+* ``memory.png``: peak resident memory of the million-event children;
+* ``relay.png``: a log to a read model directly, through the relay, from the
+  broker and end to end, per engine, each as a ratio to the direct read.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.results import Result
+from bench.results import FEED_STAGE, Result
 
 EVENTSHOP_COLOUR = "#1f77b4"
 BASELINE_COLOUR = "#bbbbbb"
@@ -220,6 +222,59 @@ def memory_chart(results: Sequence[Result], path: Path) -> Path | None:
     return _save(figure, path)
 
 
+def relay_chart(results: Sequence[Result], path: Path) -> Path | None:
+    staged = [r for r in results if FEED_STAGE in r.details]
+    if not staged:
+        return None
+    engines = _engines(staged)
+    stages = list(dict.fromkeys(r.details[FEED_STAGE] for r in staged))
+    # The read limit leads each engine's group: what the direct read is
+    # measured against, as the stages after it are against the direct read.
+    columns = ["read limit", *stages]
+    figure, axis = plt.subplots(figsize=(2.5 + 2.2 * len(engines), 4.5))
+    width = 0.8 / len(columns)
+    for offset, column in enumerate(columns):
+        heights: list[float] = []
+        labels: list[str] = []
+        for engine in engines:
+            of_engine = {r.details[FEED_STAGE]: r for r in staged if r.engine == engine}
+            direct = of_engine.get(stages[0])
+            shown = direct if column == "read limit" else of_engine.get(column)
+            if shown is None:
+                heights.append(0)
+                labels.append("")
+            elif column == "read limit":
+                heights.append(shown.baseline or 0)
+                labels.append(f"{shown.baseline or 0:,.0f}")
+            else:
+                heights.append(shown.value)
+                ratio = "" if shown.ratio is None else f"\n{shown.ratio:.2f}x"
+                labels.append(f"{shown.value:,.0f}{ratio}")
+        bars = axis.bar(
+            [
+                n + (offset - (len(columns) - 1) / 2) * width
+                for n in range(len(engines))
+            ],
+            heights,
+            width=width,
+            label=column,
+            color=BASELINE_COLOUR if column == "read limit" else None,
+        )
+        axis.bar_label(bars, labels=labels, fontsize=6, padding=2)
+    axis.set_xticks(list(range(len(engines))), engines)
+    _plain_numbers(axis, "y")
+    axis.set_ylabel(f"{staged[0].unit} ({staged[0].details.get('log', 'the log')})")
+    axis.margins(y=0.2)
+    axis.legend(fontsize=7)
+    axis.grid(axis="y", alpha=0.3)
+    axis.set_title(
+        "A log to a read model: directly, and through the relay and JetStream\n"
+        "(x: ratio to the read limit for direct, to direct for the others)",
+        fontsize=9,
+    )
+    return _save(figure, path)
+
+
 def draw_charts(results: Sequence[Result], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     drawn = [
@@ -227,5 +282,6 @@ def draw_charts(results: Sequence[Result], folder: Path) -> list[Path]:
         ratio_chart(results, folder / "ratios.png"),
         latency_chart(results, folder / "latency.png"),
         memory_chart(results, folder / "memory.png"),
+        relay_chart(results, folder / "relay.png"),
     ]
     return [path for path in drawn if path is not None]

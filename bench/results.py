@@ -41,6 +41,10 @@ class Target:
 
 NO_TARGET = Target()
 
+FEED_STAGE = "feed_stage"
+"""The key of ``Result.details`` naming the stage of the relay workload a
+figure measured (direct, relay, broker-fed, end to end): its chart's."""
+
 
 @dataclass(frozen=True)
 class Result:

@@ -60,6 +60,7 @@ class Sizes:
     latency_hosting: tuple[str, ...] = ("embedded", "workers")
     command_seconds: float = 5.0
     command_processes: tuple[int, ...] = (1, 8)
+    relay_checkouts: int = 8_000
     timeout: float = 1_800.0
 
 
@@ -76,6 +77,7 @@ SMOKE_SIZES = Sizes(
     latency_hosting=("embedded",),
     command_seconds=0.5,
     command_processes=(2,),
+    relay_checkouts=20,
     timeout=300.0,
 )
 

@@ -18,6 +18,7 @@ from application.config import (
     Settings,
 )
 from application.databases import ConfigurationError
+from bench.ports import free_port
 from domain.errors import DatabaseConnectionError, ShopError
 from tests.conftest import POSTGRES_URL, require_postgres
 
@@ -37,13 +38,6 @@ def url(
     user: str = "postgres",
 ) -> str:
     return f"postgresql://{user}:{PASSWORD}@{host}:{port}/{dbname}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

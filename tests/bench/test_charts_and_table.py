@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.charts import draw_charts
+from bench.charts import draw_charts, relay_chart
 from bench.report import results_table
-from bench.results import Result, Target
+from bench.results import FEED_STAGE, Result, Target
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,6 +38,37 @@ def figures() -> list[Result]:
             details={"percentiles_ms": latency, "offered_per_second": 50},
         ),
         Result("million events", "postgres", "rebuild stock: peak RSS", 120, "MB"),
+        *relay_figures(),
+    ]
+
+
+def relay_figures() -> list[Result]:
+    direct = Result(
+        "relay and broker feed",
+        "sqlite",
+        "carts catch-up, direct",
+        5_000,
+        "events/s",
+        baseline=25_000,
+        baseline_label="read limit",
+        details={FEED_STAGE: "direct"},
+    )
+    return [direct] + [
+        Result(
+            "relay and broker feed",
+            "sqlite",
+            subject,
+            value,
+            "events/s",
+            baseline=direct.value,
+            baseline_label="direct catch-up",
+            details={FEED_STAGE: stage},
+        )
+        for stage, subject, value in [
+            ("relay", "relay_once Carts -> JetStream", 6_000),
+            ("broker-fed", "carts catch-up, broker-fed", 2_000),
+            ("end to end", "Carts -> relay -> JetStream -> carts", 1_500),
+        ]
     ]
 
 
@@ -47,6 +78,7 @@ def test_every_chart_is_drawn_as_a_png(tmp_path: Path) -> None:
         "latency.png",
         "memory.png",
         "ratios.png",
+        "relay.png",
         "throughput.png",
     ]
     for path in drawn:
@@ -66,3 +98,14 @@ def test_the_table_shows_each_figure_with_its_ratio_and_verdict() -> None:
     assert "0.50x" in text
     assert ">= 0.5x met" in text
     assert "<= 250 ms met" in text
+    # a figure without a target shows its ratio and no verdict
+    assert "0.40x" in text
+
+
+def test_the_relay_chart_is_drawn_only_for_a_run_that_measured_the_relay(
+    tmp_path: Path,
+) -> None:
+    assert relay_chart(figures()[:2], tmp_path / "none.png") is None
+    drawn = relay_chart(relay_figures(), tmp_path / "relay.png")
+    assert drawn is not None
+    assert drawn.read_bytes().startswith(PNG_SIGNATURE)

@@ -36,6 +36,7 @@ def test_lists_are_comma_separated() -> None:
         ("--latency-hosting", "threads"),
         ("--million-projections", "carts"),
         ("--command-processes", "0"),
+        ("--relay-checkouts", "0"),
     ],
 )
 def test_sizes_it_cannot_run_are_refused_before_anything_runs(

@@ -15,18 +15,24 @@ import pytest
 
 from bench.nats_server import PrivateNats, nats_server_binary, running_nats
 
-__all__ = ["NATS_MODE_VARIABLE", "PrivateNats", "private_nats"]
+__all__ = ["NATS_MODE_VARIABLE", "PrivateNats", "private_nats", "require_nats_server"]
 
 NATS_MODE_VARIABLE = "EVENTSHOP_TEST_NATS"
 
 
-@contextmanager
-def private_nats(*, started: bool = True) -> Iterator[PrivateNats]:
+def require_nats_server() -> str:
+    """The ``nats-server`` binary; skips the test (or fails it, if required)
+    when there is none."""
     binary = nats_server_binary()
     if binary is None:
         reason = "nats-server is not installed"
         if os.environ.get(NATS_MODE_VARIABLE) == "required":
             pytest.fail(f"{NATS_MODE_VARIABLE}=required but {reason}", pytrace=False)
         pytest.skip(reason)
-    with running_nats(binary, started=started) as server:
+    return binary
+
+
+@contextmanager
+def private_nats(*, started: bool = True) -> Iterator[PrivateNats]:
+    with running_nats(require_nats_server(), started=started) as server:
         yield server

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.ports import free_port
+from bench.ports import free_port
 
 
 def _binaries() -> Path | None:

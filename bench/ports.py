@@ -1,4 +1,5 @@
-"""A free TCP port on 127.0.0.1, for servers the tests start of their own."""
+"""A free TCP port on 127.0.0.1, for servers the benchmarks and the tests
+start of their own (PostgreSQL clusters, NATS servers)."""
 
 from __future__ import annotations
 
