@@ -5,7 +5,7 @@ each call waits for its coroutine there, within a timeout.
 Every failure to reach the broker, or to hear back from it in time, becomes a
 :class:`BrokerUnavailableError`, so that callers wait it out as they wait out
 a database outage; a message the stream refuses (a publish whose expected
-last message id is not the stream's) is a :class:`PublishRefusedError`."""
+last sequence is not the stream's) is a :class:`PublishRefusedError`."""
 
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ from domain.errors import StorageUnavailableError
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
-EXPECTED_LAST_MESSAGE_ID = "Nats-Expected-Last-Msg-Id"
-# JetStream's error code for a failed "expected last message id" check.
-_WRONG_LAST_MESSAGE_ID = 10070
+EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"
+# JetStream's error codes for a failed "expected last message id" and
+# "expected last sequence" check.
+_WRONG_LAST = frozenset({10070, 10071})
 # How long a consumer waits for a message's acknowledgement before it delivers
 # the message again: far longer than a batch takes, so that a redelivery means
 # the consumer before this one died with the message in hand.
@@ -68,6 +69,8 @@ class Published:
 
     acknowledged: int
     """How many of them, from the first, the stream stored."""
+    last_sequence: int
+    """The stream sequence of the last of those (0 if none was)."""
     failure: Exception | None
     """Why the rest were not (a BrokerUnavailableError or a
     PublishRefusedError), if they were not."""
@@ -169,17 +172,28 @@ class JetStream:
 
     # -- streams ---------------------------------------------------------------
 
-    def ensure_stream(self, name: str, subjects: Sequence[str]) -> None:
+    def ensure_stream(
+        self,
+        name: str,
+        subjects: Sequence[str],
+        *,
+        duplicate_window: float | None = None,
+    ) -> None:
         """Creates the stream if it is missing (file storage, its messages
-        deduplicated by id within the broker's default window)."""
-        self._run(self._ensure_stream(name, list(subjects)))
+        deduplicated by id within ``duplicate_window`` seconds, by default the
+        broker's: two minutes)."""
+        self._run(self._ensure_stream(name, list(subjects), duplicate_window))
 
-    async def _ensure_stream(self, name: str, subjects: list[str]) -> None:
+    async def _ensure_stream(
+        self, name: str, subjects: list[str], duplicate_window: float | None
+    ) -> None:
         js = await self._context()
         try:
             await js.stream_info(name)
         except nats.js.errors.NotFoundError:
-            await js.add_stream(name=name, subjects=subjects)
+            await js.add_stream(
+                name=name, subjects=subjects, duplicate_window=duplicate_window
+            )
 
     def last_message(self, stream: str) -> StoredMessage | None:
         """The stream's last message, or None if it holds none."""
@@ -317,7 +331,7 @@ class JetStream:
     def publish_in_order(self, messages: Sequence[Outgoing]) -> Published:
         """Publishes ``messages`` and waits for the broker's acknowledgements.
         They are sent without waiting for each other's; callers chain them
-        with the expected last message id, so that none is stored after one
+        with the expected last sequence, so that none is stored after one
         that was not. Says how many, from the first, were acknowledged, and
         what stopped the others."""
         return self._run(self._publish_in_order(list(messages)))
@@ -330,17 +344,18 @@ class JetStream:
             )
             for m in messages
         ]
-        acknowledged = 0
+        acknowledged = last_sequence = 0
         failure: Exception | None = None
         for future in pending:
             try:
-                await future
+                ack = await future
             except Exception as error:
                 failure = failure or _translated(error)
                 continue
             if failure is None:
                 acknowledged += 1
-        return Published(acknowledged, failure)
+                last_sequence = ack.seq
+        return Published(acknowledged, last_sequence, failure)
 
     # -- the loop --------------------------------------------------------------
 
@@ -386,6 +401,6 @@ def _translated(error: Exception) -> Exception:
     ):
         return PublishRefusedError(
             f"the stream refused a message: {error.description or error}",
-            wrong_last_message=error.err_code == _WRONG_LAST_MESSAGE_ID,
+            wrong_last_message=error.err_code in _WRONG_LAST,
         )
     return BrokerUnavailableError(f"broker unavailable: {error!r}")

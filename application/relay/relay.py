@@ -5,9 +5,12 @@ What is published and what is recorded:
 
 * Each message has the id ``<service>:<position>``, so the broker drops one
   published twice within its deduplication window, and expects the stream's
-  last message to be the one before it (``Nats-Expected-Last-Msg-Id``): a
+  last sequence to be the one before it (``Nats-Expected-Last-Sequence``): a
   message is never stored after one that was not, and a second relay racing
-  this one is refused rather than interleaved.
+  this one is refused rather than interleaved. The chain is of sequences, not
+  of message ids, because a broker restarted after its deduplication window
+  has passed no longer knows its last message's id, and would refuse every
+  message that expected one.
 * How far the relay has published is recorded in the service's own database
   (a tracking row, ``relay``), and only after the broker acknowledged.
 * It resumes from the stream's last message, which is where the
@@ -37,17 +40,15 @@ from eventsourcing.persistence import (
 
 from application.persistence.transient import Outage, Report
 from application.relay.jetstream import (
-    EXPECTED_LAST_MESSAGE_ID,
+    EXPECTED_LAST_SEQUENCE,
     BrokerUnavailableError,
     JetStream,
     Outgoing,
     PublishRefusedError,
 )
 from application.relay.messages import (
-    MESSAGE_ID_HEADER,
     POSITION_HEADER,
     RelayedEvent,
-    message_id,
     stream_name,
     stream_subjects,
 )
@@ -96,8 +97,8 @@ class EventRelay(BackgroundWorker):
         self._report = report
         self._tracking: TrackingRecorder = service.factory.tracking_recorder()
         self._written = threading.Event()
-        self._last_id: str | None = None
-        """The id of the stream's last message, as far as this relay knows."""
+        self._last_sequence = 0
+        """The stream's last sequence, as far as this relay knows."""
 
     # -- what it has done ------------------------------------------------------
 
@@ -168,6 +169,7 @@ class EventRelay(BackgroundWorker):
     def _catch_up(self, published: int) -> int:
         """Publishes the log after ``published``, page by page, while it may;
         returns the position reached."""
+        refused = False
         while not self.stopping.is_set() and self.still_leading():
             page = self.service.recorder.select_notifications(
                 published, self.page_size, inclusive_of_start=False
@@ -176,10 +178,17 @@ class EventRelay(BackgroundWorker):
                 break
             try:
                 published = self._publish(page, after=published)
-            except _StreamMovedOnError:
+            except _StreamMovedOnError as moved:
                 # Another relay, or an earlier run, published past where this
-                # one stood: go on from the stream's end.
+                # one stood: go on from the stream's end. Refused again at
+                # once, the stream refuses what this relay sends: that is
+                # waited out with a backoff and reported, never spun on.
+                if refused and self.broker_outage.wait(moved, self.stopping):
+                    break
+                refused = True
                 published = self._resume()
+            else:
+                refused = False
         return published
 
     def _resume(self) -> int:
@@ -188,29 +197,24 @@ class EventRelay(BackgroundWorker):
         recorded (the relay was stopped in between)."""
         last = self.broker.last_message(self.stream)
         in_stream = 0 if last is None else int(last.headers[POSITION_HEADER])
-        # What the next message expects to follow: the stream's true last id,
-        # so that a message someone else put there cannot break the chain
-        # (every publish refused, every resume finding the same end).
-        self._last_id = None if last is None else last.headers.get(MESSAGE_ID_HEADER)
+        # What the next message expects to follow: the stream's true last
+        # sequence (a purged stream's is not its count of messages).
+        self._last_sequence = self.broker.last_sequence(self.stream)
         if in_stream > self.position():
             self._record(in_stream)
         return in_stream
 
     def _publish(self, page: Sequence[Notification], *, after: int) -> int:
         messages = []
-        previous = self._last_id if after else None
-        for notification in page:
+        for expected, notification in enumerate(page, start=self._last_sequence):
             relayed = self._relayed(notification)
-            headers = relayed.headers
-            if previous is not None:
-                headers[EXPECTED_LAST_MESSAGE_ID] = previous
-            previous = message_id(self.service.name, notification.id)
+            headers = {**relayed.headers, EXPECTED_LAST_SEQUENCE: str(expected)}
             messages.append(Outgoing(relayed.subject, relayed.payload(), headers))
         published = self.broker.publish_in_order(messages)
         reached = after
         if published.acknowledged:
             reached = page[published.acknowledged - 1].id
-            self._last_id = message_id(self.service.name, reached)
+            self._last_sequence = published.last_sequence
             self._record(reached)
         failure = published.failure
         if failure is None:

@@ -19,7 +19,12 @@ from application.cli import main
 from application.config import Settings
 from application.databases import ConfigurationError
 from application.relay.broker_feed import BrokerLog, MalformedMessageError
-from application.relay.jetstream import DeliveredMessage, JetStream, Outgoing
+from application.relay.jetstream import (
+    EXPECTED_LAST_SEQUENCE,
+    DeliveredMessage,
+    JetStream,
+    Outgoing,
+)
 from application.relay.messages import RelayedEvent, stream_name
 from application.relay.relay import EventRelay
 from tests.projections.runner_testing import eventually
@@ -115,7 +120,7 @@ def test_an_event_published_again_beyond_the_id_window_is_taken_once(
     stream = stream_name("Carts")
     copied = broker.message_at(stream, 2)
     headers = {**copied.headers, "Nats-Msg-Id": f"copy-{uuid4()}"}
-    headers.pop("Nats-Expected-Last-Msg-Id", None)
+    headers.pop(EXPECTED_LAST_SEQUENCE, None)
     published = broker.publish_in_order(
         [Outgoing(copied.subject, copied.payload, headers)]
     )

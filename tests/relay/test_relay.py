@@ -17,10 +17,12 @@ import pytest
 from application import Shop
 from application.cli import main
 from application.relay.jetstream import (
-    EXPECTED_LAST_MESSAGE_ID,
+    EXPECTED_LAST_SEQUENCE,
     BrokerUnavailableError,
     JetStream,
     Outgoing,
+    Published,
+    PublishRefusedError,
     StoredMessage,
 )
 from application.relay.messages import (
@@ -28,9 +30,11 @@ from application.relay.messages import (
     RelayedEvent,
     message_id,
     stream_name,
+    stream_subjects,
 )
 from application.relay.relay import EventRelay
 from application.services.audit_metadata import acting_as
+from tests.projections.runner_testing import eventually
 from tests.support.private_nats import PrivateNats, private_nats
 
 TEA = "TEA-1"
@@ -79,10 +83,10 @@ def test_the_log_is_published_in_order_one_message_per_event(
     ]
     first = messages[0]
     assert first.subject == "eventshop.carts.Cart.Opened"
-    assert EXPECTED_LAST_MESSAGE_ID not in first.headers
-    assert messages[1].headers[EXPECTED_LAST_MESSAGE_ID] == message_id(
-        "Carts", positions[0]
-    )
+    # each expects the one before it at the stream's end
+    assert [m.headers[EXPECTED_LAST_SEQUENCE] for m in messages] == [
+        str(m.sequence - 1) for m in messages
+    ]
 
 
 def test_a_message_carries_the_event_as_stored_and_what_it_was_recorded_with(
@@ -357,3 +361,72 @@ def test_a_lost_database_connection_is_waited_out_and_the_relay_goes_on(
     assert relay.error is None
     assert "waiting" in states
     assert relayed_positions(broker, "Carts") == positions
+
+
+def test_a_broker_restarted_after_its_id_window_does_not_stall_the_relay(
+    shop: Shop, broker: JetStream, nats_server: PrivateNats
+) -> None:
+    # given a stream whose duplicate window has passed since its last message,
+    # and a broker restarted since: it no longer knows that message's id
+    shop_with_carts(shop, 2)
+    broker.ensure_stream(
+        stream_name("Carts"), [stream_subjects("Carts")], duplicate_window=0.5
+    )
+    EventRelay(shop.carts, broker).relay_once()
+    time.sleep(1.0)
+    nats_server.stop()
+    nats_server.start()
+    shop.open_cart("after-the-restart")
+
+    # when a relay publishes what came since
+    relay = EventRelay(shop.carts, broker)
+    reached: list[int] = []
+    worker = threading.Thread(target=lambda: reached.append(relay.relay_once()))
+    worker.start()
+    worker.join(20)
+    relay.stopping.set()
+    worker.join(10)
+
+    # then every event is in the stream once, in order
+    positions = log_positions(shop, "Carts")
+    assert reached == [positions[-1]]
+    assert relayed_positions(broker, "Carts") == positions
+
+
+def test_a_stream_that_keeps_refusing_is_waited_out_and_reported_not_spun_on(
+    shop: Shop, broker: JetStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a stream that refuses every message as not following its end
+    shop_with_carts(shop, 2)
+    attempts: list[int] = []
+
+    def refused(messages: Any) -> Published:
+        attempts.append(len(messages))
+        return Published(
+            0, 0, PublishRefusedError("wrong last sequence", wrong_last_message=True)
+        )
+
+    publish = broker.publish_in_order
+    monkeypatch.setattr(broker, "publish_in_order", refused)
+    states: list[tuple[str, str | None]] = []
+    relay = EventRelay(
+        shop.carts, broker, report=lambda state, error: states.append((state, error))
+    )
+    relay.start()
+    try:
+        # then it waits between tries, longer each time, and says why
+        time.sleep(2.0)
+        assert 2 <= len(attempts) <= 20, len(attempts)
+        assert relay.is_alive
+        assert relay.error is None
+        assert ("waiting", "waiting for the broker: wrong last sequence") in states
+
+        # and once the stream takes its messages, it goes on
+        monkeypatch.setattr(broker, "publish_in_order", publish)
+        head = log_positions(shop, "Carts")[-1]
+        eventually(lambda: relay.position() == head, 20, "the relay to catch up")
+    finally:
+        relay.stop()
+        relay.join(10)
+    assert relay.error is None
+    assert relayed_positions(broker, "Carts") == log_positions(shop, "Carts")
