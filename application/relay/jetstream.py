@@ -107,11 +107,21 @@ class ConsumerState:
     """Where a durable consumer stands in its stream."""
 
     acknowledged: int
-    """The stream sequence up to which every message was acknowledged."""
+    """The stream sequence up to which every message was acknowledged (0 for
+    a consumer made anew that has acknowledged nothing yet, wherever it
+    started)."""
     delivered: int
     """The stream sequence of the last message delivered."""
     pending: int
     """Messages of the stream not yet delivered to it."""
+    ack_pending: int
+    """Messages delivered to it and not yet acknowledged."""
+
+    @property
+    def unacknowledged(self) -> int:
+        """Messages of the stream, from where it started, that it has not
+        acknowledged: how far it is behind the stream's end."""
+        return self.pending + self.ack_pending
 
 
 class JetStream:
@@ -324,6 +334,7 @@ class JetStream:
             acknowledged=info.ack_floor.stream_seq if info.ack_floor else 0,
             delivered=info.delivered.stream_seq if info.delivered else 0,
             pending=int(info.num_pending or 0),
+            ack_pending=int(info.num_ack_pending or 0),
         )
 
     # -- publishing ------------------------------------------------------------

@@ -43,16 +43,28 @@ class FeedStatus:
     stream: str
     last_sequence: int | None
     """The stream's last sequence number (None: unknown, see ``error``)."""
-    acknowledged: int | None
-    """The stream sequence up to which its consumer acknowledged (None: no
+    unacknowledged: int | None
+    """Messages of the stream its consumer has not acknowledged (None: no
     consumer yet, or unknown)."""
     error: str | None = None
+
+    @property
+    def acknowledged(self) -> int | None:
+        """The stream sequence up to which its consumer acknowledged. Not the
+        broker's ack floor: that reads 0 for a consumer made anew (as each
+        runner start makes it, after the stored position) until its first
+        acknowledgement."""
+        if self.last_sequence is None or self.unacknowledged is None:
+            return None
+        return max(self.last_sequence - self.unacknowledged, 0)
 
     @property
     def lag_messages(self) -> int | None:
         if self.last_sequence is None:
             return None
-        return max(self.last_sequence - (self.acknowledged or 0), 0)
+        if self.unacknowledged is None:
+            return self.last_sequence
+        return self.unacknowledged
 
 
 def relay_statuses(
@@ -101,7 +113,7 @@ def feed_statuses(
                 subscriber,
                 stream,
                 0 if state is None else state.last_sequence,
-                None if consumer is None else consumer.acknowledged,
+                None if consumer is None else consumer.unacknowledged,
                 None if state is not None else NO_STREAM_YET,
             )
         )

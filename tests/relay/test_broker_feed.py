@@ -445,6 +445,21 @@ def test_status_shows_the_relays_and_the_consumers_with_their_lag(
     # the stream's last sequence, acknowledged, lag
     assert cells(fed)[2:5] == [str(head), str(head), "0"]
 
+    # and so it does for a consumer made anew after the stored position, as a
+    # runner's start makes it, before it acknowledged anything
+    check = JetStream(nats_server.url, timeout=2.0)
+    try:
+        check.start_consumer(feed.stream, feed.consumer, head + 1)
+    finally:
+        check.close()
+    assert main(["status", *args, "--broker-fed", "carts"]) == 0
+    [fed] = [
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("│ carts ") and "EVENTSHOP_CARTS" in line
+    ]
+    assert cells(fed)[2:5] == [str(head), str(head), "0"]
+
 
 def cells(row: str) -> list[str]:
     return [cell.strip() for cell in row.split("│")[1:-1]]
