@@ -6,7 +6,8 @@ the queries, the audit, the payment-deadline ticker, the subscribers and the
 dead letters) and, as ``hosting`` says, starts its subscribers; ``Shop`` is a
 facade over what it returns, and the command line uses it directly. Callers
 that need only part of the graph open only that: ``open_services``,
-``open_views``, or both as ``open_stores``.
+``open_views``, both as ``open_stores``, or what a worker needs as
+``open_worker_stores``.
 
 Its parameters are what tests replace: the settings (fault policies, timeouts,
 storage), the clock payment deadlines are judged by, and where the
@@ -27,7 +28,7 @@ from application.persistence.connections import application_name
 from application.services import Carts, Inventory, Orders
 from application.shop_queries import ShopQueries
 from application.subscribers.dead_letters import DeadLetters
-from application.subscribers.hosting import Subscribers
+from application.subscribers.hosting import Subscribers, worker_databases
 from application.subscribers.payment_deadline_ticker import (
     Clock,
     PaymentDeadlineTicker,
@@ -125,6 +126,27 @@ def open_stores(settings: Settings, names: Collection[str] | None = None) -> Sto
             service.close()
         raise
     return Stores(services, views)
+
+
+def open_worker_stores(settings: Settings, subscriber_names: Collection[str]) -> Stores:
+    """What a worker of ``subscriber_names`` runs against: the view store,
+    the services whose databases it needs (``hosting.worker_databases``),
+    and the others as stand-ins in memory that only decode the events the
+    broker brings of them (``ShopService(decoding_only=True)``)."""
+    stores = open_stores(settings, worker_databases(settings, subscriber_names))
+    services: dict[str, Service] = {}
+    try:
+        for service_class in SERVICE_CLASSES:
+            opened = stores.services.get(service_class.name)
+            services[service_class.name] = (
+                service_class(settings, decoding_only=True)
+                if opened is None
+                else opened
+            )
+    except BaseException:
+        stores.close()
+        raise
+    return Stores(services, stores.views)
 
 
 @dataclass(frozen=True)

@@ -313,6 +313,12 @@ class Settings:
         env.update(self.extra_env)
         return env
 
+    def decoding_env(self) -> dict[str, str]:
+        """The eventsourcing environment of a service held in memory, to decode
+        the events a service stored as the service does (the same mapper
+        settings) without opening its database."""
+        return {**self.extra_env, "PERSISTENCE_MODULE": "eventsourcing.popo"}
+
     def database_url(self) -> str:
         """The URL that gives another process the shop's database."""
         return self.storage.url()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from application.bootstrap import bootstrap, open_stores
+from application.bootstrap import bootstrap, open_worker_stores
 from application.cli.options import settings_from
 from application.config import FaultPolicy
 from application.persistence.transient import Outage, is_transient, waiting_reason
@@ -64,7 +64,7 @@ def worker_command(args: argparse.Namespace, console: Console) -> int:
     outage = Outage(f"worker {names}")
     while not stopping.is_set():
         try:
-            with open_stores(settings) as stores:
+            with open_worker_stores(settings, args.names) as stores:
                 run_worker(
                     settings, args.names, stores.services, stores.views, stopping
                 )

@@ -67,12 +67,23 @@ class ShopService(Application[UUID], Generic[A, K]):
 
     aggregate_class: ClassVar[type[Aggregate]]
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, *, decoding_only: bool = False
+    ) -> None:
+        """The service on the database ``settings`` give it; or, if
+        ``decoding_only``, a stand-in held in memory, which stores nothing
+        and decodes the service's stored events as the service does (for a
+        subscriber fed by the broker in a process without that database)."""
         self.settings = settings or Settings.from_url()
+        env = (
+            self.settings.decoding_env()
+            if decoding_only
+            else self.settings.service_env(self.name)
+        )
         # Starting is bounded by the connect timeout, not a command's time.
         with storage_errors(self.settings.connect_timeout_seconds):
             try:
-                super().__init__(env=self.settings.service_env(self.name))
+                super().__init__(env=env)
             except BaseException:
                 # Its factory may have taken a share of the process's pool.
                 factory = getattr(self, "factory", None)

@@ -154,6 +154,34 @@ def check_broker_fed(settings: Settings) -> None:
         )
 
 
+def worker_databases(settings: Settings, subscriber_names: Collection[str]) -> set[str]:
+    """The services whose databases a worker of ``subscriber_names`` needs
+    (besides the views', where every subscriber reports): a process
+    manager's own, which holds its effects and position; the one a
+    subscriber follows, unless the broker feeds it; the one an audit index
+    follows, whose hash chain its worker keeps from the log itself; and
+    Orders for the payment-deadline ticker, which cancels unpaid orders.
+    A broker-fed subscriber needs of the service it follows only its mapper,
+    which a stand-in in memory provides: so that worker runs on while that
+    service's database is away."""
+    named = set(subscriber_names)
+    needed = {
+        manager.service.name
+        for manager in TOPOLOGY.process_managers
+        if manager.name in named
+    }
+    for subscriber in declared_subscribers():
+        if subscriber.name not in named:
+            continue
+        if settings.feed_of(subscriber.name) == "direct" or TOPOLOGY.is_audit_index(
+            subscriber.name
+        ):
+            needed.add(subscriber.follows)
+    if PaymentDeadlines.name in named:
+        needed.add(Orders.name)
+    return needed
+
+
 def relayed_services(settings: Settings, subscribers: Sequence[Subscriber]) -> set[str]:
     """The services some of ``subscribers`` read from the broker: a shop that
     hosts those subscribers also hosts these services' relays."""
@@ -451,10 +479,18 @@ def run_worker(
         )
         for name in dict.fromkeys(subscriber_names)
     ]
-    keepers: list[ChainKeeper] = []
-    if any(name.startswith("audit_") for name in subscriber_names):
-        # The worker of the audit index also keeps the logs' hash chains.
-        keepers = chain_keepers(settings, services, store)
+    # The worker of an audit index also keeps the hash chain of the log the
+    # index follows.
+    audited = {
+        subscribers[name].follows
+        for name in subscriber_names
+        if TOPOLOGY.is_audit_index(name)
+    }
+    keepers = chain_keepers(
+        settings,
+        {name: service for name, service in services.items() if name in audited},
+        store,
+    )
     if PaymentDeadlines.name in subscriber_names:
         orders = services[Orders.name]
         assert isinstance(orders, Orders)
