@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from application.databases import (
     DEFAULT_DATA_DIR,
@@ -34,6 +34,10 @@ from application.databases import (
     Storage,
 )
 from application.service_names import SERVICE_NAMES
+
+if TYPE_CHECKING:
+    # Loaded when settings are read, not when the CLI parses arguments.
+    from application.persistence.encryption import CipherKeys
 
 DATABASE_URL_VARIABLE = "EVENTSHOP_DATABASE_URL"
 NATS_URL_VARIABLE = "EVENTSHOP_NATS_URL"
@@ -51,6 +55,7 @@ STORAGE_PARTS = (*SERVICE_NAMES, VIEWS)
 """What may be given a database of its own."""
 PAYMENT_TIMEOUT_VARIABLE = "EVENTSHOP_PAYMENT_TIMEOUT_SECONDS"
 COMMAND_TIMEOUT_VARIABLE = "EVENTSHOP_COMMAND_TIMEOUT_SECONDS"
+IDEMPOTENCY_TTL_VARIABLE = "EVENTSHOP_IDEMPOTENCY_TTL_SECONDS"
 CONNECT_TIMEOUT_VARIABLE = "EVENTSHOP_CONNECT_TIMEOUT_SECONDS"
 POOL_MAX_IDLE_VARIABLE = "EVENTSHOP_POOL_MAX_IDLE_SECONDS"
 SHARED_POOL_MAX_OVERFLOW_VARIABLE = "EVENTSHOP_SHARED_POOL_MAX_OVERFLOW"
@@ -165,6 +170,9 @@ class Settings:
     lock_timeout_seconds: int = 30
     # How long a confirmed order may stay unpaid before it is cancelled.
     payment_timeout: timedelta = timedelta(minutes=30)
+    # How long a command's idempotency key answers its repeats; after that
+    # the key may be given to a new command.
+    idempotency_ttl: timedelta = timedelta(hours=24)
     # How often the payment-deadline ticker looks for deadlines that passed.
     deadline_tick_seconds: float = 1.0
     # A command either returns or raises within this many seconds, also while
@@ -173,6 +181,8 @@ class Settings:
     # How long one attempt to connect may take (and starting a shop at all).
     connect_timeout_seconds: float = DEFAULT_CONNECT_TIMEOUT_SECONDS
     extra_env: dict[str, str] = field(default_factory=dict, repr=False)
+    # Encryption at rest (``application.persistence.encryption``): None is off.
+    cipher_keys: CipherKeys | None = field(default=None, repr=False)
     # The NATS server the relays publish to and broker-fed subscribers read.
     nats_url: str | None = None
     # The subscribers fed by the broker (names, or ``ALL_SUBSCRIBERS``); the
@@ -197,6 +207,7 @@ class Settings:
         part_urls: Mapping[str, str | None] | None = None,
         nats_url: str | None = None,
         broker_fed: Collection[str] | None = None,
+        cipher_keys: CipherKeys | None = None,
     ) -> Settings:
         """Reads the URL (or the environment) and returns validated settings.
         A ``data_dir`` without a URL means SQLite in that folder, whatever the
@@ -205,18 +216,28 @@ class Settings:
         None, is read from ``EVENTSHOP_<PART>_DATABASE_URL`` if set.
         ``broker_fed`` names the subscribers fed by the broker at ``nats_url``
         (default: ``EVENTSHOP_BROKER_FED``, comma-separated, and
-        ``EVENTSHOP_NATS_URL``)."""
+        ``EVENTSHOP_NATS_URL``). ``cipher_keys`` switch encryption at rest
+        on (default: ``EVENTSHOP_CIPHER_KEY`` and ``EVENTSHOP_CIPHER_OLD_KEYS``,
+        or ``EVENTSHOP_CIPHER_KEY_FILE``)."""
+        from application.persistence.encryption import CipherKeys
+
         settings = cls._storage(database_url, data_dir)
         settings = replace(
             settings,
             own_storage=_own_storage(settings, part_urls),
             nats_url=nats_url or os.environ.get(NATS_URL_VARIABLE) or None,
             broker_fed=_broker_fed(broker_fed),
+            cipher_keys=cipher_keys or CipherKeys.from_environment(),
         )
         payment_timeout = _seconds_from_environment(PAYMENT_TIMEOUT_VARIABLE)
         if payment_timeout is not None:
             settings = replace(
                 settings, payment_timeout=timedelta(seconds=payment_timeout)
+            )
+        idempotency_ttl = _seconds_from_environment(IDEMPOTENCY_TTL_VARIABLE)
+        if idempotency_ttl is not None:
+            settings = replace(
+                settings, idempotency_ttl=timedelta(seconds=idempotency_ttl)
             )
         command_timeout = _seconds_from_environment(COMMAND_TIMEOUT_VARIABLE)
         if command_timeout is not None:
@@ -310,6 +331,7 @@ class Settings:
                     ),
                 },
             )
+        env.update(self._mapper_env([service_name]))
         env.update(self.extra_env)
         return env
 
@@ -317,7 +339,16 @@ class Settings:
         """The eventsourcing environment of a service held in memory, to decode
         the events a service stored as the service does (the same mapper
         settings) without opening its database."""
-        return {**self.extra_env, "PERSISTENCE_MODULE": "eventsourcing.popo"}
+        return {
+            **self._mapper_env(SERVICE_NAMES),
+            **self.extra_env,
+            "PERSISTENCE_MODULE": "eventsourcing.popo",
+        }
+
+    def _mapper_env(self, service_names: Collection[str]) -> dict[str, str]:
+        from application.persistence.encryption import mapper_environment
+
+        return mapper_environment(self.cipher_keys, service_names)
 
     def database_url(self) -> str:
         """The URL that gives another process the shop's database."""
@@ -341,9 +372,23 @@ class Settings:
                 else {}
             ),
             PAYMENT_TIMEOUT_VARIABLE: str(self.payment_timeout.total_seconds()),
+            IDEMPOTENCY_TTL_VARIABLE: str(self.idempotency_ttl.total_seconds()),
             COMMAND_TIMEOUT_VARIABLE: str(self.command_timeout_seconds),
             CONNECT_TIMEOUT_VARIABLE: str(self.connect_timeout_seconds),
+            **self._cipher_child_environment(),
         }
+
+    def _cipher_child_environment(self) -> dict[str, str]:
+        from application.persistence.encryption import (
+            CIPHER_VARIABLES,
+        )
+
+        # Every variable set (empty when off), so the child's own environment
+        # cannot switch encryption on, off, or to another key.
+        off = dict.fromkeys(CIPHER_VARIABLES, "")
+        if self.cipher_keys is None:
+            return off
+        return {**off, **self.cipher_keys.environment()}
 
     def fault_policy(self, subscriber: str, *, process_manager: bool) -> FaultPolicy:
         """How the subscriber named ``subscriber`` handles a handler that raises."""

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import TypedDict, TypeVar, Unpack
 from uuid import UUID
 
 from application.bootstrap import Hosting, Service, bootstrap
@@ -23,14 +23,22 @@ from application.config import VIEWS, FaultPolicy, Settings
 from application.persistence.budget import time_budget
 from application.services.aggregate_views import CartView, OrderView, StockView
 from application.services.audit_metadata import EventMetadata, acting_as
+from application.services.carts import Recipient
+from application.services.idempotency import KeyedCommand, run_once
 from application.services.storage import storage_errors
 from application.subscribers.payment_deadline_ticker import Clock, system_clock
 from application.subscribers.rebuild import rebuild_projection
+from domain.command_receipt import CommandReceipt
 from domain.errors import CommandOutcomeUnknownError
-from domain.values import parse_id, parse_text
+from domain.values import order_id_for_cart, parse_id, parse_text
 from projections.shadow_rebuild import ProgressCallback, RebuildMode, RebuildReport
 
 DEFAULT_CANCELLATION_REASON = "cancelled on request"
+R = TypeVar("R")
+
+
+def _no_result(_: CommandReceipt) -> None:
+    """A repeated command that returns nothing returns nothing again."""
 
 
 class Action(TypedDict, total=False):
@@ -120,6 +128,7 @@ class Shop(ClosedOnExit):
                 settings, fault_policies={**settings.fault_policies, **fault_policies}
             )
         self._parts = parts = bootstrap(settings, hosting=subscribers, clock=clock)
+        self._clock = clock
         # Plain attributes, not properties: commands read them on every call,
         # and a test may replace ``settings`` (its command timeout) on the fly.
         self.settings = parts.settings
@@ -137,21 +146,67 @@ class Shop(ClosedOnExit):
     # -- products and stock --------------------------------------------------
 
     def register_product(
-        self, sku: str, name: str, price: Decimal | int | str, **action: Unpack[Action]
+        self,
+        sku: str,
+        name: str,
+        price: Decimal | int | str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
     ) -> str:
         with self._command(action):
-            self.inventory.register_product(sku, name, price)
+            self._once(
+                self.inventory,
+                idempotency_key,
+                KeyedCommand(
+                    "register_product",
+                    {"sku": sku, "name": name, "price": price},
+                    lambda: self.inventory.register_product(sku, name, price),
+                    _no_result,
+                ),
+            )
         return sku
 
-    def receive_stock(self, sku: str, quantity: int, **action: Unpack[Action]) -> None:
-        with self._command(action):
-            self.inventory.receive_stock(sku, quantity)
-
-    def adjust_stock(
-        self, sku: str, counted: int, reason: str, **action: Unpack[Action]
+    def receive_stock(
+        self,
+        sku: str,
+        quantity: int,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
     ) -> None:
         with self._command(action):
-            self.inventory.adjust_stock(sku, counted, reason)
+            self._once(
+                self.inventory,
+                idempotency_key,
+                KeyedCommand(
+                    "receive_stock",
+                    {"sku": sku, "quantity": quantity},
+                    lambda: self.inventory.receive_stock(sku, quantity),
+                    _no_result,
+                ),
+            )
+
+    def adjust_stock(
+        self,
+        sku: str,
+        counted: int,
+        reason: str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        with self._command(action):
+            self._once(
+                self.inventory,
+                idempotency_key,
+                KeyedCommand(
+                    "adjust_stock",
+                    {"sku": sku, "counted": counted, "reason": reason},
+                    lambda: self.inventory.adjust_stock(sku, counted, reason),
+                    _no_result,
+                ),
+            )
 
     def get_stock(self, sku: str) -> StockView:
         with self._command({}):
@@ -159,63 +214,244 @@ class Shop(ClosedOnExit):
 
     # -- carts ---------------------------------------------------------------
 
-    def open_cart(self, customer_id: str, **action: Unpack[Action]) -> UUID:
+    def open_cart(
+        self,
+        customer_id: str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> UUID:
         with self._command(action):
-            return self.carts.open_cart(customer_id)
+            return self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "open_cart",
+                    {"customer_id": customer_id},
+                    lambda: self.carts.open_cart(customer_id),
+                    # The cart the first try opened (the only aggregate it saved).
+                    lambda receipt: receipt.saved_ids[0],
+                ),
+            )
 
     def add_to_cart(
-        self, cart_id: UUID | str, sku: str, quantity: int, **action: Unpack[Action]
+        self,
+        cart_id: UUID | str,
+        sku: str,
+        quantity: int,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
     ) -> None:
         """Adds units of a registered product at its current price."""
         cart = parse_id(cart_id, "cart_id")
-        with self._command(action):
+
+        def add() -> None:
             price = self.inventory.get_stock(sku).price
             self.carts.add_item(cart, sku, quantity, price)
 
-    def change_quantity(
-        self, cart_id: UUID | str, sku: str, quantity: int, **action: Unpack[Action]
-    ) -> None:
         with self._command(action):
-            self.carts.change_quantity(parse_id(cart_id, "cart_id"), sku, quantity)
+            self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "add_to_cart",
+                    {"cart_id": cart, "sku": sku, "quantity": quantity},
+                    add,
+                    _no_result,
+                ),
+            )
+
+    def change_quantity(
+        self,
+        cart_id: UUID | str,
+        sku: str,
+        quantity: int,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        cart = parse_id(cart_id, "cart_id")
+        with self._command(action):
+            self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "change_quantity",
+                    {"cart_id": cart, "sku": sku, "quantity": quantity},
+                    lambda: self.carts.change_quantity(cart, sku, quantity),
+                    _no_result,
+                ),
+            )
 
     def remove_from_cart(
-        self, cart_id: UUID | str, sku: str, **action: Unpack[Action]
+        self,
+        cart_id: UUID | str,
+        sku: str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
     ) -> None:
+        cart = parse_id(cart_id, "cart_id")
         with self._command(action):
-            self.carts.remove_item(parse_id(cart_id, "cart_id"), sku)
+            self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "remove_from_cart",
+                    {"cart_id": cart, "sku": sku},
+                    lambda: self.carts.remove_item(cart, sku),
+                    _no_result,
+                ),
+            )
 
-    def abandon_cart(self, cart_id: UUID | str, **action: Unpack[Action]) -> None:
+    def abandon_cart(
+        self,
+        cart_id: UUID | str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        cart = parse_id(cart_id, "cart_id")
         with self._command(action):
-            self.carts.abandon(parse_id(cart_id, "cart_id"))
+            self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "abandon_cart",
+                    {"cart_id": cart},
+                    lambda: self.carts.abandon(cart),
+                    _no_result,
+                ),
+            )
 
-    def checkout(self, cart_id: UUID | str, **action: Unpack[Action]) -> UUID:
-        """Checks the cart out and returns the id its order has (or will have)."""
+    def checkout(
+        self,
+        cart_id: UUID | str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        address: str | None = None,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> UUID:
+        """Checks the cart out and returns the id its order has (or will have).
+
+        ``name``, ``email`` and ``address`` say where the order goes (all
+        three, or none for an order with no delivery details); they are the
+        customer's personal data, stored only encrypted with the customer's
+        key. A forgotten customer's cart is refused (``CustomerForgottenError``).
+        They are left out of the idempotency key's fingerprint, which would
+        outlive a forget: a repeat with other details returns the first order."""
+        cart = parse_id(cart_id, "cart_id")
+        recipient = None
+        if (name, email, address) != (None, None, None):
+            recipient = Recipient(name=name, email=email, address=address)
         with self._command(action):
-            return self.carts.check_out(parse_id(cart_id, "cart_id"))
+            return self._once(
+                self.carts,
+                idempotency_key,
+                KeyedCommand(
+                    "checkout",
+                    {"cart_id": cart},
+                    lambda: self.carts.check_out(cart, recipient),
+                    lambda _: order_id_for_cart(cart),
+                ),
+            )
 
     def get_cart(self, cart_id: UUID | str) -> CartView:
         with self._command({}):
             return self.carts.get_cart(parse_id(cart_id, "cart_id"))
 
+    # -- customers -----------------------------------------------------------
+
+    def forget_customer(
+        self,
+        customer_id: str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        """Forgets the customer: records it (``CustomerErasure.Forgotten``,
+        with the actor and time of every event), then deletes their key, so
+        their name, e-mail and address read as ``domain.values.FORGOTTEN``
+        wherever stored. Their orders stay; new carts and checkouts for them
+        are refused (``CustomerForgottenError``). Forgetting again is harmless."""
+        customer = parse_text(customer_id, "customer_id")
+        with self._command(action):
+            self._once(
+                self.orders,
+                idempotency_key,
+                KeyedCommand(
+                    "forget_customer",
+                    {"customer_id": customer},
+                    lambda: self.orders.forget_customer(customer),
+                    _no_result,
+                ),
+            )
+
     # -- orders --------------------------------------------------------------
 
-    def pay_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
+    def pay_order(
+        self,
+        order_id: UUID | str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        order = parse_id(order_id, "order_id")
         with self._command(action):
-            self.orders.pay(parse_id(order_id, "order_id"))
+            self._once(
+                self.orders,
+                idempotency_key,
+                KeyedCommand(
+                    "pay_order",
+                    {"order_id": order},
+                    lambda: self.orders.pay(order),
+                    _no_result,
+                ),
+            )
 
-    def ship_order(self, order_id: UUID | str, **action: Unpack[Action]) -> None:
+    def ship_order(
+        self,
+        order_id: UUID | str,
+        *,
+        idempotency_key: str | None = None,
+        **action: Unpack[Action],
+    ) -> None:
+        order = parse_id(order_id, "order_id")
         with self._command(action):
-            self.orders.ship(parse_id(order_id, "order_id"))
+            self._once(
+                self.orders,
+                idempotency_key,
+                KeyedCommand(
+                    "ship_order",
+                    {"order_id": order},
+                    lambda: self.orders.ship(order),
+                    _no_result,
+                ),
+            )
 
     def cancel_order(
         self,
         order_id: UUID | str,
         reason: str = DEFAULT_CANCELLATION_REASON,
+        *,
+        idempotency_key: str | None = None,
         **action: Unpack[Action],
     ) -> None:
         order = parse_id(order_id, "order_id")
         with self._command(action):
-            self.orders.cancel(order, parse_text(reason, "reason"))
+            self._once(
+                self.orders,
+                idempotency_key,
+                KeyedCommand(
+                    "cancel_order",
+                    {"order_id": order, "reason": reason},
+                    lambda: self.orders.cancel(order, parse_text(reason, "reason")),
+                    _no_result,
+                ),
+            )
 
     @contextmanager
     def _command(self, action: Action) -> Iterator[None]:
@@ -224,6 +460,22 @@ class Shop(ClosedOnExit):
         seconds = self.settings.command_timeout_seconds
         with storage_errors(seconds), time_budget(seconds), acting_as(**action):
             yield
+
+    def _once(
+        self,
+        service: Service,
+        idempotency_key: str | None,
+        command: KeyedCommand[R],
+    ) -> R:
+        """Runs a command that writes to ``service`` once per idempotency key
+        (see ``application.services.idempotency``)."""
+        return run_once(
+            service,
+            idempotency_key,
+            command,
+            now=self._clock(),
+            lasting=self.settings.idempotency_ttl,
+        )
 
     def was_applied(self, error: CommandOutcomeUnknownError) -> bool:
         """Whether the write of a command that ended in ``error`` is stored,

@@ -37,6 +37,8 @@ from application.services.orders import Orders
 from application.services.process import ProcessService, Subscription
 from domain.allocation import Allocation
 from domain.cart import Cart
+from domain.command_receipt import CommandReceipt
+from domain.customer import CustomerErasure
 from domain.dead_letter import DeadLetter
 from domain.inventory import InventoryItem
 from domain.order import Order
@@ -293,10 +295,13 @@ def _names(event_types: Iterable[type]) -> str:
 
 TOPOLOGY = Topology(
     services=(
-        Service(Carts, owns=(Cart,)),
-        # A process service's store also holds its dead letters.
-        Service(Orders, owns=(Order, DeadLetter)),
-        Service(Inventory, owns=(InventoryItem, Allocation, DeadLetter)),
+        # Every service's store holds the receipts of the commands given to it
+        # with an idempotency key; a process service's also its dead letters.
+        Service(Carts, owns=(Cart, CommandReceipt)),
+        Service(Orders, owns=(Order, CustomerErasure, DeadLetter, CommandReceipt)),
+        Service(
+            Inventory, owns=(InventoryItem, Allocation, DeadLetter, CommandReceipt)
+        ),
     ),
     process_managers=(
         ProcessManager("checkout", Orders, follows=Carts),

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from uuid import UUID
 
+from application.demo.delivery import fake_delivery
 from application.shop import Shop
 from bench.processes import StartSignal
 
@@ -89,13 +90,15 @@ def write_checkouts(
         visit = 0
         while len(report.order_ids) < checkouts:
             visit += 1
-            cart, commands = fill_cart(shop, f"customer-{client}-{visit % 400}", rng)
+            customer = f"customer-{client}-{visit % 400}"
+            cart, commands = fill_cart(shop, customer, rng)
             report.commands += commands + 1
             if rng.random() < abandon_share:
                 shop.abandon_cart(cart)
                 report.outcomes["abandoned"] += 1
             else:
-                report.order_ids.append(str(shop.checkout(cart)))
+                order = shop.checkout(cart, **fake_delivery(customer))
+                report.order_ids.append(str(order))
         report.finished = time.monotonic()
     return report
 

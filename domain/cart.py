@@ -10,12 +10,15 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import (
     CartClosedError,
+    CustomerForgottenError,
     EmptyCartError,
+    InvalidInputError,
     InvalidQuantityError,
     ItemNotInCartError,
 )
 from domain.values import (
     MAX_QUANTITY,
+    DeliveryDetails,
     Line,
     order_id_for_cart,
     parse_price,
@@ -59,6 +62,8 @@ class Cart(Aggregate):
         customer_id: str
         lines: list[Line]
         total: Decimal
+        # None in events stored before checkouts took delivery details.
+        delivery: DeliveryDetails | None = None
 
     class Abandoned(Aggregate.Event):
         pass
@@ -139,16 +144,21 @@ class Cart(Aggregate):
             raise ItemNotInCartError(self.id, sku)
         self._remove_item(sku=sku)
 
-    def check_out(self) -> None:
+    def check_out(self, delivery: DeliveryDetails | None = None) -> None:
+        """Closes the cart; its order goes where ``delivery`` says, which must
+        be the details of the cart's own customer."""
         self._check_open()
         if not self._lines:
             raise EmptyCartError(self.id)
+        if delivery is not None:
+            _check_delivery(delivery, self._customer_id)
         lines = self.lines
         self._check_out(
             order_id=order_id_for_cart(self.id),
             customer_id=self._customer_id,
             lines=list(lines),
             total=total_of(lines),
+            delivery=delivery,
         )
 
     def abandon(self) -> None:
@@ -176,7 +186,12 @@ class Cart(Aggregate):
 
     @event(CheckedOut)
     def _check_out(
-        self, order_id: UUID, customer_id: str, lines: list[Line], total: Decimal
+        self,
+        order_id: UUID,
+        customer_id: str,
+        lines: list[Line],
+        total: Decimal,
+        delivery: DeliveryDetails | None = None,
     ) -> None:
         self._status = CartStatus.CHECKED_OUT
         self._order_id = order_id
@@ -184,3 +199,14 @@ class Cart(Aggregate):
     @event(Abandoned)
     def _abandon(self) -> None:
         self._status = CartStatus.ABANDONED
+
+
+def _check_delivery(delivery: object, customer_id: str) -> None:
+    if not isinstance(delivery, DeliveryDetails):
+        raise InvalidInputError("delivery", delivery, "must be DeliveryDetails")
+    if delivery.forgotten:
+        raise CustomerForgottenError(customer_id)
+    if delivery.customer_id != customer_id:
+        raise InvalidInputError(
+            "delivery", delivery.customer_id, f"are not of customer {customer_id!r}"
+        )

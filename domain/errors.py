@@ -67,6 +67,17 @@ class InvalidIdError(InvalidInputError):
     """An id is not a UUID."""
 
 
+class InvalidEmailError(InvalidInputError):
+    """An e-mail address is blank, too long, or not of the form local@domain."""
+
+
+class InvalidIdempotencyKeyError(InvalidInputError):
+    """An idempotency key is not 1 to 200 visible ASCII characters."""
+
+    def __init__(self, value: object, problem: str) -> None:
+        super().__init__("idempotency_key", value, problem)
+
+
 # -- unknown ids -------------------------------------------------------------
 
 
@@ -146,6 +157,15 @@ class EmptyCartError(StateError):
     def __init__(self, cart_id: UUID) -> None:
         self.cart_id = cart_id
         super().__init__(f"cart {cart_id} is empty")
+
+
+class CustomerForgottenError(StateError):
+    """The customer was forgotten (their key deleted): nothing more is done
+    for them."""
+
+    def __init__(self, customer_id: str) -> None:
+        self.customer_id = customer_id
+        super().__init__(f"customer {customer_id!r} was forgotten")
 
 
 class OrderStateError(StateError):
@@ -231,6 +251,21 @@ class ConcurrencyConflictError(ShopError):
         super().__init__(
             f"aggregate {aggregate_id} changed concurrently {attempts} times; "
             "the command was not applied"
+        )
+
+
+class IdempotencyKeyReusedError(ShopError):
+    """An idempotency key still held by one command was given to another, or
+    to the same command with other arguments; nothing was written."""
+
+    def __init__(self, key: str, held_by: str, given_to: str) -> None:
+        self.key = key
+        self.held_by = held_by
+        self.given_to = given_to
+        other = "with other arguments" if held_by == given_to else f"to {given_to}"
+        super().__init__(
+            f"idempotency key {_shown(key)} is held by an earlier {held_by} "
+            f"and was given {other}; the command was not applied"
         )
 
 

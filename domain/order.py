@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import InvalidInputError, OrderStateError, PaymentNotOverdueError
 from domain.values import (
+    DeliveryDetails,
     Line,
     order_id_for_cart,
     parse_id,
@@ -54,6 +55,8 @@ class Order(Aggregate):
         customer_id: str
         lines: list[Line]
         total: Decimal
+        # None in events stored before checkouts took delivery details.
+        delivery: DeliveryDetails | None = None
 
     class Confirmed(Aggregate.Event):
         payment_due_at: datetime | None
@@ -84,6 +87,7 @@ class Order(Aggregate):
         customer_id: str,
         lines: Sequence[Line],
         total: Decimal,
+        delivery: DeliveryDetails | None = None,
     ) -> Order:
         """Places the order for a checked-out cart; its id derives from the cart's."""
         cart_id = parse_id(cart_id, "cart_id")
@@ -95,19 +99,35 @@ class Order(Aggregate):
             raise InvalidInputError(
                 "total", total, f"must equal the sum of the lines, {expected}"
             )
+        if delivery is not None and (
+            not isinstance(delivery, DeliveryDetails)
+            or delivery.customer_id != customer_id
+        ):
+            # A forgotten customer's marker is accepted: a cart checked out
+            # before the forget still becomes its order.
+            raise InvalidInputError(
+                "delivery", delivery, f"must be the details of {customer_id!r}"
+            )
         return cls(
             cart_id=cart_id,
             customer_id=customer_id,
             lines=clean_lines,
             total=expected,
+            delivery=delivery,
         )
 
     @event(Placed)
     def __init__(
-        self, cart_id: UUID, customer_id: str, lines: list[Line], total: Decimal
+        self,
+        cart_id: UUID,
+        customer_id: str,
+        lines: list[Line],
+        total: Decimal,
+        delivery: DeliveryDetails | None = None,
     ) -> None:
         self._cart_id = cart_id
         self._customer_id = customer_id
+        self._delivery = delivery
         self._lines = list(lines)
         self._total = total
         self._status: str = OrderStatus.PLACED
@@ -130,6 +150,13 @@ class Order(Aggregate):
     @property
     def customer_id(self) -> str:
         return self._customer_id
+
+    @property
+    def delivery(self) -> DeliveryDetails | None:
+        """Where the order goes; None for orders placed before checkouts took
+        delivery details."""
+        # getattr: snapshots taken before then have no such attribute.
+        return getattr(self, "_delivery", None)
 
     @property
     def lines(self) -> tuple[Line, ...]:

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import (
+    InvalidEmailError,
     InvalidIdError,
     InvalidInputError,
     InvalidPriceError,
@@ -210,3 +211,69 @@ def parse_id(value: object, field: str) -> UUID:
         except ValueError:
             pass
     raise InvalidIdError(field, value, "not a UUID")
+
+
+FORGOTTEN = "[forgotten]"
+"""What each personal field of a forgotten customer reads as."""
+
+MAX_NAME_LENGTH = 200
+MAX_EMAIL_LENGTH = 254
+"""The longest address SMTP can carry (RFC 5321's path limit, less the brackets)."""
+MAX_ADDRESS_LENGTH = 500
+
+# Deliberately loose: one "@", something on each side, a dot in the domain and
+# no spaces. Only sending mail proves an address; this catches slips of typing.
+_EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+
+
+@dataclass(frozen=True)
+class DeliveryDetails:
+    """Who an order goes to and where: personal data of the customer.
+
+    The customer id is pseudonymous and stays readable; the name, e-mail and
+    address are stored only encrypted with the customer's own key, and once
+    that key is deleted they read as :data:`FORGOTTEN`."""
+
+    customer_id: str
+    name: str
+    email: str
+    address: str
+
+    @classmethod
+    def forgotten_for(cls, customer_id: str) -> DeliveryDetails:
+        """What the details of a forgotten customer read as."""
+        return cls(customer_id, FORGOTTEN, FORGOTTEN, FORGOTTEN)
+
+    @property
+    def forgotten(self) -> bool:
+        return self.name == self.email == self.address == FORGOTTEN
+
+
+def parse_delivery_details(
+    customer_id: object, name: object, email: object, address: object
+) -> DeliveryDetails:
+    """The delivery details of an order, each field checked: one line of text
+    without control characters, within its length; an e-mail of the form
+    local@domain.tld."""
+    clean_name = _personal_text(name, "name", MAX_NAME_LENGTH)
+    clean_address = _personal_text(address, "address", MAX_ADDRESS_LENGTH)
+    try:
+        clean_email = parse_text(email, "email", MAX_EMAIL_LENGTH)
+    except InvalidTextError as error:
+        raise InvalidEmailError("email", email, error.problem) from None
+    if _EMAIL_PATTERN.fullmatch(clean_email) is None:
+        raise InvalidEmailError("email", email, "must look like name@example.org")
+    return DeliveryDetails(
+        customer_id=parse_text(customer_id, "customer_id"),
+        name=clean_name,
+        email=clean_email,
+        address=clean_address,
+    )
+
+
+def _personal_text(value: object, field: str, max_length: int) -> str:
+    text = parse_text(value, field, max_length)
+    if text == FORGOTTEN:
+        # The marker must mean one thing only: that the key is gone.
+        raise InvalidTextError(field, value, f"{FORGOTTEN} is reserved")
+    return text

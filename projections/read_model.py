@@ -87,6 +87,10 @@ class ReadModel:
     loads: ClassVar[Mapping[str, str]] = {}
     """Template table name -> the column holding the originator id of the
     events whose rows handlers read (see above)."""
+    loads_before_creation: ClassVar[frozenset[str]] = frozenset()
+    """Tables of ``loads`` whose rows may be there before the aggregate whose
+    id their column holds is created (rows keyed by an id derived for it), so
+    they are looked up for the batch's new aggregates too."""
     _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

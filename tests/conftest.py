@@ -26,6 +26,7 @@ from application.config import (
     COMMAND_TIMEOUT_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
     DATABASE_URL_VARIABLE,
+    IDEMPOTENCY_TTL_VARIABLE,
     NATS_URL_VARIABLE,
     PAYMENT_TIMEOUT_VARIABLE,
     STORAGE_PARTS,
@@ -33,6 +34,7 @@ from application.config import (
     part_url_variable,
 )
 from application.databases import DATA_DIR_VARIABLE
+from application.persistence.encryption import CIPHER_VARIABLES
 from tests.application.shop_testing import World, build_world
 
 POSTGRES_MODE = os.environ.get("EVENTSHOP_TEST_POSTGRES", "auto")
@@ -155,8 +157,10 @@ def _no_shop_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         PAYMENT_TIMEOUT_VARIABLE,
         COMMAND_TIMEOUT_VARIABLE,
         CONNECT_TIMEOUT_VARIABLE,
+        IDEMPOTENCY_TTL_VARIABLE,
         NATS_URL_VARIABLE,
         BROKER_FED_VARIABLE,
+        *CIPHER_VARIABLES,
         *(part_url_variable(part) for part in STORAGE_PARTS),
     ):
         monkeypatch.delenv(variable, raising=False)

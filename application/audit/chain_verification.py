@@ -32,7 +32,8 @@ def verify_chains(
 ) -> dict[str, ChainVerdict]:
     """Verifies the log of every service (or of those named, in any case)
     against its chain, having first chained what is new, unless told not to
-    (so a store never checkpointed before gets its chain)."""
+    (so a store never checkpointed before gets its chain) or not allowed to
+    (a read-only role: what is not chained yet is reported as such)."""
     known = {service.name.lower(): service.application for service in TOPOLOGY.services}
     wanted = [name.lower() for name in services or known]
     unknown = [name for name in wanted if name not in known]
@@ -41,13 +42,14 @@ def verify_chains(
             f"no service named {', '.join(unknown)} (known: {', '.join(known)})"
         )
     chains = open_chain_store(settings)
+    may_add_links = chains.may_add_links()
     verdicts: dict[str, ChainVerdict] = {}
     try:
         for name in wanted:
             service = known[name](settings)
             try:
                 keeper = ChainKeeper(service, chains)
-                if extend_first:
+                if extend_first and may_add_links:
                     keeper.extend_now()
                 verdicts[service.name] = keeper.verify()
             finally:

@@ -2,7 +2,7 @@
 its arguments: ``COMMANDS`` holds them by the name the parser gives, from one
 module per command group (``demo_commands``, ``subscriber_commands``,
 ``relay_commands``, ``rebuild_commands``, ``dead_letter_commands``,
-``audit_commands``)."""
+``audit_commands``, ``customer_commands``, ``db_commands``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from application.cli.audit_commands import (
     audit_trace_command,
     audit_verify_command,
 )
+from application.cli.customer_commands import customers_forget_command
+from application.cli.db_commands import db_roles_command
 from application.cli.dead_letter_commands import (
     dead_letters_discard_command,
     dead_letters_list_command,
@@ -45,10 +47,12 @@ COMMANDS: Mapping[str, Handler] = {
     "dead-letters list": dead_letters_list_command,
     "dead-letters retry": dead_letters_retry_command,
     "dead-letters discard": dead_letters_discard_command,
+    "customers forget": customers_forget_command,
     "audit verify": audit_verify_command,
     "audit history": audit_history_command,
     "audit events": audit_events_command,
     "audit trace": audit_trace_command,
     "audit stock": audit_stock_command,
     "audit state": audit_state_command,
+    "db roles": db_roles_command,
 }

@@ -148,8 +148,47 @@ def build_parser() -> argparse.ArgumentParser:
     topology.set_defaults(handler="topology")
     _add_rebuild_parser(commands)
     _add_dead_letters_parser(commands)
+    _add_customers_parser(commands)
     _add_audit_query_parsers(_add_audit_parsers(commands))
+    _add_db_parsers(commands)
     return parser
+
+
+# -- db -----------------------------------------------------------------------------
+
+
+def _add_db_parsers(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    db = commands.add_parser("db", help="set up the PostgreSQL database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    roles = db_commands.add_parser(
+        "roles",
+        help="print (and with --apply create) least-privilege roles: an owner, "
+        "a writer for shops and workers, an auditor",
+        description="Prints the SQL that makes three roles for the shop's "
+        "schema: <prefix>_owner owns the schema and the event tables; "
+        "<prefix>_writer (what shops and workers connect as) may read and add "
+        "to the event tables, never change them; <prefix>_auditor may only "
+        "read. With --apply, runs it as the administrator the URL names, "
+        "creating the shop's tables on the way. Passwords are read from "
+        "$EVENTSHOP_OWNER_PASSWORD, $EVENTSHOP_WRITER_PASSWORD and "
+        "$EVENTSHOP_AUDITOR_PASSWORD and never printed.",
+    )
+    roles.add_argument(
+        "--database-url",
+        help="postgresql://admin@host/db?schema=name, a superuser's "
+        "(default: $EVENTSHOP_DATABASE_URL)",
+    )
+    roles.add_argument(
+        "--prefix",
+        default="eventshop",
+        help="the roles' names begin with it (default: eventshop)",
+    )
+    roles.add_argument(
+        "--apply", action="store_true", help="create the roles, not only print them"
+    )
+    roles.set_defaults(handler="db roles")
 
 
 # -- rebuild --------------------------------------------------------------------
@@ -234,6 +273,25 @@ def _add_dead_letters_parser(
     discard.add_argument("--reason")
     add_storage_options(discard)
     discard.set_defaults(handler="dead-letters discard")
+
+
+# -- customers --------------------------------------------------------------------
+
+
+def _add_customers_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    customers = commands.add_parser("customers", help="what is kept of customers")
+    actions = customers.add_subparsers(dest="action", required=True)
+    forget = actions.add_parser(
+        "forget",
+        help="forget a customer: delete their key, so their name, e-mail and "
+        "address read as [forgotten] wherever stored; refuse their new carts",
+    )
+    forget.add_argument("customer_id", help="the customer's id, as carts name it")
+    forget.add_argument("--actor", help="who asks (recorded with the event)")
+    add_storage_options(forget)
+    forget.set_defaults(handler="customers forget")
 
 
 # -- audit ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from application.demo.delivery import fake_delivery
 from application.demo.invariants import InvariantCheck, check_invariants
 from application.demo.limits import MAX_CUSTOMERS, MAX_THREADS
 from application.shop import Shop
@@ -130,7 +131,7 @@ def visit(shop: Shop, customer_id: str, rng: random.Random, desk: PaymentDesk) -
     if rng.random() < 0.08:
         shop.abandon_cart(cart_id)
         return Visit(None, commands + 1, None)
-    order_id = shop.checkout(cart_id)
+    order_id = shop.checkout(cart_id, **fake_delivery(customer_id))
     commands += 1
     if await_decision(shop, order_id) != OrderStatus.CONFIRMED:
         return Visit(cart_id, commands, None)

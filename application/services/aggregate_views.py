@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
-from domain.values import Line
+from domain.values import DeliveryDetails, Line
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class OrderView:
     short_skus: tuple[str, ...]
     rejection_reason: str | None
     cancellation_reason: str | None
+    delivery: DeliveryDetails | None
+    """None for orders placed before checkouts took delivery details."""
     placed_at: datetime
     modified_at: datetime
     version: int

@@ -17,18 +17,33 @@ from eventsourcing.application import (
     Application,
     ProcessingEvent,
 )
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import (
+    Aggregate,
+    DomainEventProtocol,
+    MutableOrImmutableAggregate,
+)
 from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     PersistenceError,
     RecordConflictError,
+    Recording,
     StoredEvent,
     Transcoding,
 )
 
 from application.config import Settings
+from application.persistence.encryption_check import check_stored_encryption
+from application.privacy.key_store import CustomerKeyStore
+from application.privacy.sealing import SealedDeliveryDetails
+from application.privacy.shared_keys import SharedKeyStores
 from application.services.audit_metadata import MetadataMapper
+from application.services.idempotency import (
+    ReceiptTakenError,
+    pending_receipt,
+    receipt_to_save,
+    taken_meanwhile,
+)
 from application.services.storage import storage_errors
 from domain.errors import ConcurrencyConflictError, NotFoundError
 from domain.values import Line
@@ -82,14 +97,44 @@ class ShopService(Application[UUID], Generic[A, K]):
         )
         # Starting is bounded by the connect timeout, not a command's time.
         with storage_errors(self.settings.connect_timeout_seconds):
+            # Taken after the library's set-up (whose connection trouble is
+            # the one to tell first); the transcodings ask for it when used.
+            self.customer_keys: CustomerKeyStore | None = None
             try:
                 super().__init__(env=env)
+                self.customer_keys = SharedKeyStores.take(self.settings)
+                if not decoding_only:
+                    # A wrong or missing key is told now, not as garbage later.
+                    check_stored_encryption(
+                        self.name,
+                        self.mapper.cipher,
+                        self.recorder,
+                        None if self.snapshots is None else self.snapshots.recorder,
+                    )
             except BaseException:
                 # Its factory may have taken a share of the process's pool.
                 factory = getattr(self, "factory", None)
                 if factory is not None:
                     factory.close()
+                self._release_customer_keys()
                 raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release_customer_keys()
+
+    def _release_customer_keys(self) -> None:
+        keys, self.customer_keys = self.customer_keys, None
+        if keys is not None:
+            SharedKeyStores.release(keys)
+
+    def keys(self) -> CustomerKeyStore:
+        """The customers' keys, while the service is open."""
+        if self.customer_keys is None:
+            raise RuntimeError(f"{self.name} is closed")
+        return self.customer_keys
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # A snapshot only shortens later loads, and the command's events are
@@ -100,6 +145,27 @@ class ShopService(Application[UUID], Generic[A, K]):
         except PersistenceError as error:
             log.warning("%s: snapshot not taken: %s", self.name, error)
 
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Saves, with the receipt of the command running now if it was given
+        an idempotency key (see ``application.services.idempotency``): in the
+        same transaction, so a crash keeps both or neither."""
+        pending = pending_receipt(self.name)
+        if pending is None:
+            return super().save(*objs, **kwargs)
+        receipt = receipt_to_save(self, pending, objs)
+        try:
+            recordings = super().save(*objs, receipt, **kwargs)
+        except RecordConflictError:
+            if taken_meanwhile(self, receipt):
+                raise ReceiptTakenError(pending.key) from None
+            raise
+        pending.saved = True
+        return recordings
+
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=MetadataMapper
@@ -108,6 +174,7 @@ class ShopService(Application[UUID], Generic[A, K]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(LineAsDict())
+        transcoder.register(SealedDeliveryDetails(self.keys))
 
     @abstractmethod
     def aggregate_id(self, key: K) -> UUID:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
+
+from eventsourcing.persistence import RecordConflictError
 
 from application.services.aggregate_views import OrderView
 from application.services.batch import Batch, LoadedSoFar, needs
 from application.services.process import ProcessService
 from domain.allocation import Allocation
 from domain.cart import Cart
+from domain.customer import CustomerErasure
 from domain.errors import OrderNotFoundError
 from domain.order import Order, OrderStatus
-from domain.values import Line, order_id_for_cart
+from domain.values import DeliveryDetails, Line, order_id_for_cart
 from projections.read_model import handles
 
 
@@ -46,12 +50,21 @@ class Orders(ProcessService[Order, UUID]):
         customer_id: str,
         lines: Sequence[Line],
         total: Decimal,
+        delivery: DeliveryDetails | None = None,
     ) -> UUID:
         """Places the order of a checked-out cart; placing it again changes nothing
         (its id derives from the cart's, so a retry finds the first one)."""
-        order = Order.place(cart_id, customer_id, lines, total)
+        order = Order.place(cart_id, customer_id, lines, total, delivery)
         self._add(order)
         return order_id_for_cart(cart_id)
+
+    def forget_customer(self, customer_id: str) -> None:
+        """Records that the customer is forgotten, then deletes their key.
+        Again is harmless, and completes a forget that stopped in between."""
+        # Recorded before, the key may still have to go.
+        with suppress(RecordConflictError):
+            self.save(CustomerErasure.forget(customer_id))
+        self.keys().forget(customer_id)
 
     def confirm(self, order_id: UUID) -> None:
         self._change(order_id, Order.confirm)
@@ -85,6 +98,7 @@ class Orders(ProcessService[Order, UUID]):
             short_skus=tuple(order.short_skus),
             rejection_reason=order.rejection_reason,
             cancellation_reason=order.cancellation_reason,
+            delivery=order.delivery,
             placed_at=order.created_on,
             modified_at=order.modified_on,
             version=order.version,
@@ -99,7 +113,11 @@ class Orders(ProcessService[Order, UUID]):
             return
         batch.record(
             Order.place(
-                event.originator_id, event.customer_id, event.lines, event.total
+                event.originator_id,
+                event.customer_id,
+                event.lines,
+                event.total,
+                event.delivery,
             )
         )
 

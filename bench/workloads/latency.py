@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from uuid import UUID
 
+from application.demo.delivery import fake_delivery
 from application.shop import Shop
 from application.shop_queries import MAX_PAGE_SIZE
 from bench.processes import run_clients, workers_running
@@ -95,7 +96,9 @@ class OpenLoop:
                 if pause > 0:
                     time.sleep(pause)
                 called = time.monotonic()
-                order = self.shop.checkout(self.carts[number])
+                order = self.shop.checkout(
+                    self.carts[number], **fake_delivery(f"customer-{number}")
+                )
                 self.issued.put(
                     Checkout(number, str(order), due, called, time.monotonic())
                 )

@@ -183,6 +183,18 @@ class ChainStore:
         with self.store.database.schema_change() as connection:
             chain_metadata.create_all(connection)
 
+    def may_add_links(self) -> bool:
+        """Whether this store's connections may add links: a read-only role
+        (the auditor of ``eventshop db roles``) verifies what others chained."""
+        if not self.store.database.is_postgres:
+            return True
+        with self.store.engine.connect() as connection:
+            return bool(
+                connection.execute(
+                    select(func.has_table_privilege(chain_table.name, "INSERT"))
+                ).scalar_one()
+            )
+
     def head(self, service: str) -> ChainHead | None:
         """The last recorded link, None when nothing is chained yet."""
         with self.store.engine.connect() as connection:

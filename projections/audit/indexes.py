@@ -35,10 +35,13 @@ from sqlalchemy import (
 
 from domain.allocation import Allocation
 from domain.cart import Cart
+from domain.command_receipt import CommandReceipt
+from domain.customer import CustomerErasure
 from domain.dead_letter import DeadLetter
 from domain.inventory import InventoryItem
 from domain.metadata import METADATA_KEY, metadata_of
 from domain.order import Order
+from domain.values import DeliveryDetails
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, new_metadata
 
@@ -116,7 +119,15 @@ def payload_json(event: object) -> str:
     return _PAYLOAD_ENCODER.encode(payload)
 
 
+PERSONAL_DATA_WITHHELD = "[personal data withheld]"
+"""What the audit shows for a customer's name, e-mail and address."""
+
+
 def _json_default(value: Any) -> Any:
+    if isinstance(value, DeliveryDetails):
+        # The index is a table in clear that a forget does not revisit: the
+        # personal fields never enter it, only the pseudonymous customer id.
+        return {"customer_id": value.customer_id, "personal": PERSONAL_DATA_WITHHELD}
     if isinstance(value, (UUID, Decimal)):
         return str(value)
     if isinstance(value, datetime):
@@ -218,19 +229,19 @@ class AuditIndex(ReadModel):
 class CartsAudit(AuditIndex):
     name = "audit_carts"
     follows = "Carts"
-    aggregates = (Cart,)
+    aggregates = (Cart, CommandReceipt)
 
 
 class OrdersAudit(AuditIndex):
     name = "audit_orders"
     follows = "Orders"
-    aggregates = (Order, DeadLetter)
+    aggregates = (Order, CustomerErasure, DeadLetter, CommandReceipt)
 
 
 class InventoryAudit(AuditIndex):
     name = "audit_inventory"
     follows = "Inventory"
-    aggregates = (InventoryItem, Allocation, DeadLetter)
+    aggregates = (InventoryItem, Allocation, DeadLetter, CommandReceipt)
 
 
 AUDIT_INDEXES: tuple[type[AuditIndex], ...] = (CartsAudit, OrdersAudit, InventoryAudit)

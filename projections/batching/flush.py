@@ -103,7 +103,10 @@ def _load(
     )
     for name, column in projection.loads.items():
         writer = writer_for(tables[name], connection.dialect.name)
-        rows = writer.load(connection, column, stored)
+        wanted = (
+            [*stored, *created] if name in projection.loads_before_creation else stored
+        )
+        rows = writer.load(connection, column, wanted)
         changes[name].load(rows, groups=[*stored, *created])
 
 

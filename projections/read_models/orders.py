@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -15,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Numeric,
+    Row,
     String,
     Table,
     Text,
@@ -22,8 +24,9 @@ from sqlalchemy import (
     select,
 )
 
+from domain.customer import CustomerErasure, customer_erasure_id
 from domain.order import Order, OrderStatus
-from domain.values import Line
+from domain.values import FORGOTTEN, DeliveryDetails, Line
 from projections.batching.changes import Changes
 from projections.read_model import ReadModel, handles, new_metadata
 from projections.read_models.lines import line_table, lines_of
@@ -35,9 +38,18 @@ SKU_SEPARATOR = ","
 
 
 class OrderSummaries(ReadModel):
+    """A customer forgotten (``CustomerErasure.Forgotten``) has the delivery
+    details of their orders overwritten with the marker, found by
+    ``customer_key``, the id of that customer's erasure."""
+
     name = "orders"
     follows = "Orders"
     metadata = new_metadata()
+    # 2: the delivery details.
+    version = 2
+    loads = {"order_summaries": "customer_key"}
+    # An erasure is created by the very event that names its rows.
+    loads_before_creation = frozenset({"order_summaries"})
 
     Table(
         "order_summaries",
@@ -45,6 +57,11 @@ class OrderSummaries(ReadModel):
         Column("order_id", Uuid, primary_key=True),
         Column("cart_id", Uuid, nullable=False),
         Column("customer_id", String(200), nullable=False, index=True),
+        # NULL for orders placed before checkouts took delivery details.
+        Column("customer_key", Uuid, nullable=True, index=True),
+        Column("delivery_name", Text, nullable=True),
+        Column("delivery_email", Text, nullable=True),
+        Column("delivery_address", Text, nullable=True),
         Column("status", String(20), nullable=False, index=True),
         # Wider than a price: one valid line reaches 10**12.
         Column("total", Numeric(18, 2), nullable=False),
@@ -65,10 +82,17 @@ class OrderSummaries(ReadModel):
 
     @handles(Order.Placed)
     def placed(self, changes: Changes, event: Order.Placed) -> None:
+        delivery = event.delivery
         changes["order_summaries"].insert(
             order_id=event.originator_id,
             cart_id=event.cart_id,
             customer_id=event.customer_id,
+            customer_key=None
+            if delivery is None
+            else customer_erasure_id(event.customer_id),
+            delivery_name=None if delivery is None else delivery.name,
+            delivery_email=None if delivery is None else delivery.email,
+            delivery_address=None if delivery is None else delivery.address,
             status=OrderStatus.PLACED.value,
             total=event.total,
             line_count=len(event.lines),
@@ -84,6 +108,17 @@ class OrderSummaries(ReadModel):
                 quantity=line.quantity,
                 unit_price=line.unit_price,
                 position=position,
+            )
+
+    @handles(CustomerErasure.Forgotten)
+    def forgotten(self, changes: Changes, event: CustomerErasure.Forgotten) -> None:
+        summaries = changes["order_summaries"]
+        for row in summaries.where(customer_key=event.originator_id):
+            summaries.update(
+                row,
+                delivery_name=FORGOTTEN,
+                delivery_email=FORGOTTEN,
+                delivery_address=FORGOTTEN,
             )
 
     @handles(Order.Confirmed)
@@ -149,6 +184,8 @@ class OrderSummary:
     shipped_at: datetime | None
     cancelled_at: datetime | None
     updated_at: datetime
+    delivery: DeliveryDetails | None = None
+    """None for orders placed before checkouts took delivery details."""
 
     @property
     def line_count(self) -> int:
@@ -226,6 +263,18 @@ def _order_summaries(
             short_skus=tuple(row.short_skus.split(SKU_SEPARATOR))
             if row.short_skus
             else (),
+            delivery=_delivery_of(row),
         )
         for row in rows
+    )
+
+
+def _delivery_of(row: Row[Any]) -> DeliveryDetails | None:
+    if row.delivery_name is None:
+        return None
+    return DeliveryDetails(
+        customer_id=row.customer_id,
+        name=row.delivery_name,
+        email=row.delivery_email,
+        address=row.delivery_address,
     )

@@ -65,9 +65,19 @@ def _create_own_schema(connection: Connection) -> None:
         text("SELECT current_setting('search_path')")
     ).scalar_one()
     schema = str(search_path).split(",")[0].strip().strip('"')
-    if schema and schema != "$user":
+    if schema and schema != "$user" and not _schema_exists(connection, schema):
         quoted = connection.dialect.identifier_preparer.quote_identifier(schema)
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
+
+
+def _schema_exists(connection: Connection, schema: str) -> bool:
+    # Asked first: CREATE SCHEMA IF NOT EXISTS needs the right to create
+    # schemas even when it exists, which a least-privilege role lacks.
+    found = connection.execute(
+        text("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = :schema"),
+        {"schema": schema},
+    ).first()
+    return found is not None
 
 
 def _add_missing_registry_columns(connection: Connection) -> None:

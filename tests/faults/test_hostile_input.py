@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import AggregateRecorder
@@ -179,6 +179,11 @@ def none(_: World) -> object:
     return None
 
 
+def fresh_key(_: World) -> object:
+    """An idempotency key no call was given yet (so a valid call runs)."""
+    return uuid4().hex
+
+
 def _acting(shop: Shop, actor: object, correlation: object) -> None:
     with shop.acting_as(actor, correlation):  # type: ignore[arg-type]
         shop.receive_stock(TEA, 1)
@@ -194,6 +199,16 @@ CALLS = [
     Call("adjust_stock", lambda s, a, b, c: s.adjust_stock(a, b, c), (tea, one, text)),
     Call("get_stock", lambda s, a: s.get_stock(a), (tea,)),
     Call("open_cart", lambda s, a: s.open_cart(a), (text,)),
+    Call(
+        "receive_stock keyed",
+        lambda s, a, b, key: s.receive_stock(a, b, idempotency_key=key),
+        (tea, one, fresh_key),
+    ),
+    Call(
+        "open_cart keyed",
+        lambda s, a, key: s.open_cart(a, idempotency_key=key),
+        (text, fresh_key),
+    ),
     Call(
         "add_to_cart",
         lambda s, a, b, c: s.add_to_cart(a, b, c),

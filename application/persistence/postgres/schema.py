@@ -88,7 +88,37 @@ def _unreachable(
 class SerializedSchema(es_postgres.PostgresRecorder):
     def create_table(self) -> None:
         with schema_lock(self.datastore):
+            if self._set_up_by_another_role():
+                # A least-privilege role (``eventshop db roles``): the owner
+                # made these tables, and replacing their triggers and
+                # functions is the owner's to do, not this role's.
+                self.datastore.register_type_adapters()
+                return
             super().create_table()
+
+    def _own_table_names(self) -> list[str]:
+        """The tables this recorder creates."""
+        return [
+            getattr(self, attribute)
+            for attribute in ("events_table_name", "tracking_table_name")
+            if hasattr(self, attribute)
+        ]
+
+    def _set_up_by_another_role(self) -> bool:
+        """Whether every table of this recorder exists, made by a role the
+        current one is not (nor a member of), so it may not change them."""
+        names = self._own_table_names()
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS found, "
+                "coalesce(bool_or(pg_has_role(c.relowner, 'USAGE')), false) AS ours "
+                "FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = ANY(%s)",
+                (self.datastore.schema, names),
+            ).fetchone()
+        assert row is not None
+        return bool(row["found"] == len(names) and not row["ours"])
 
 
 class AppendOnly(SerializedSchema, es_postgres.PostgresApplicationRecorder):
