@@ -23,8 +23,8 @@ from typing import Literal, TypeVar
 
 from application.audit.service import Audit
 from application.closing import ClosedOnExit
-from application.config import VIEWS, Settings
-from application.persistence.connections import application_name
+from application.config import Settings
+from application.persistence.views_database import views_engine
 from application.services import Carts, Inventory, Orders
 from application.shop_queries import ShopQueries
 from application.subscribers.dead_letters import DeadLetters
@@ -36,7 +36,6 @@ from application.subscribers.payment_deadline_ticker import (
 )
 from projections.read_models.catalog import READ_MODELS
 from projections.store import ViewStore
-from projections.store.engine import postgres_engine, sqlite_engine
 
 Hosting = Literal["embedded", "threads", "workers"]
 """Where a shop's subscribers run: in a helper process it starts
@@ -57,25 +56,7 @@ SERVICE_CLASSES: tuple[type[Carts], type[Orders], type[Inventory]] = (
 def open_views(settings: Settings) -> ViewStore:
     """The view database of a shop (the shop's, unless the views are given
     one of their own), with its schema created if missing."""
-    storage = settings.storage_of(VIEWS)
-    if storage.engine == "sqlite":
-        engine = sqlite_engine(
-            storage.sqlite_file(VIEWS), lock_timeout=settings.lock_timeout_seconds
-        )
-    else:
-        pg = storage.postgres
-        assert pg is not None
-        engine = postgres_engine(
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password,
-            dbname=pg.dbname,
-            schema=pg.schema,
-            pool_size=settings.pool_size,
-            max_overflow=settings.pool_max_overflow,
-            application_name=application_name("views"),
-        )
+    engine = views_engine(settings, role="views", pool_size=settings.pool_size)
     store = ViewStore(engine, READ_MODELS)
     store.create_schema()
     return store

@@ -53,13 +53,10 @@ from application.persistence.connections import server_reason
 from domain.errors import CustomerForgottenError
 from projections.batching.rows import storable
 from projections.store.engine import WRITE_TRANSACTION
+from projections.store.schema import SCHEMA_LOCK_KEY
 
 KEY_BYTES = 32
 """AES-256."""
-
-# The same key as the view store's schema changes, so the two never create
-# tables at once.
-_SCHEMA_LOCK_KEY = 0x6576_7368_6F70
 
 metadata = MetaData()
 customer_keys = Table(
@@ -110,7 +107,7 @@ class CustomerKeyStore:
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"),
-                    {"key": _SCHEMA_LOCK_KEY},
+                    {"key": SCHEMA_LOCK_KEY},
                 )
                 schema = connection.execute(text("SELECT current_schema()")).scalar()
                 if schema is None:
@@ -166,10 +163,18 @@ class CustomerKeyStore:
         customer_id = _as_stored(customer_id)
         # Within a command's time, the database's absence is waited out (as
         # the services' stores do); every step may run again.
-        within_budget(lambda: self._tombstone(customer_id))
+        within_budget(lambda: self._tombstone_racing(customer_id))
         with self._lock:
             self._keys.pop(customer_id, None)
             self._forgotten.add(customer_id)
+
+    def _tombstone_racing(self, customer_id: str) -> None:
+        try:
+            self._tombstone(customer_id)
+        except IntegrityError:
+            # Another forget, or a checkout making the key, inserted the row
+            # between our look and our insert: now there is a row to update.
+            self._tombstone(customer_id)
 
     def _tombstone(self, customer_id: str) -> None:
         now = datetime.now(UTC)

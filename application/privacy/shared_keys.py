@@ -11,33 +11,16 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from application.config import VIEWS, Settings
 from application.persistence import DatabaseUnreachableError
-from application.persistence.connections import application_name, server_reason
+from application.persistence.connections import server_reason
+from application.persistence.views_database import views_engine
 from application.privacy.key_store import CustomerKeyStore
-from projections.store.engine import postgres_engine, sqlite_engine
 
 
 def open_key_store(settings: Settings) -> CustomerKeyStore:
     """A key store on the views' database of ``settings``, its table made if
     missing; the caller disposes of its engine."""
     storage = settings.storage_of(VIEWS)
-    if storage.engine == "sqlite":
-        engine = sqlite_engine(
-            storage.sqlite_file(VIEWS), lock_timeout=settings.lock_timeout_seconds
-        )
-    else:
-        pg = storage.postgres
-        assert pg is not None
-        engine = postgres_engine(
-            host=pg.host,
-            port=pg.port,
-            user=pg.user,
-            password=pg.password,
-            dbname=pg.dbname,
-            schema=pg.schema,
-            pool_size=1,
-            max_overflow=settings.pool_max_overflow,
-            application_name=application_name("keys"),
-        )
+    engine = views_engine(settings, role="keys", pool_size=1)
     store = CustomerKeyStore(
         engine,
         max_idle_seconds=None
