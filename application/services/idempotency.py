@@ -104,13 +104,17 @@ def receipt_to_save(
     if another try with the key stored a receipt since the command started
     (renewing that one would apply the command twice)."""
     saved_ids = [obj.id for obj in objs if isinstance(obj, Aggregate)]
-    expired = stored_receipt(app, pending.key)
-    if (0 if expired is None else expired.version) != pending.based_on:
-        raise ReceiptTakenError(pending.key)
-    if expired is None:
+    if pending.based_on == 0:
+        # No read needed: if another try stored the key's first receipt
+        # meanwhile, the store refuses this one as a conflict.
         return CommandReceipt.issue(
             app.name, pending.key, pending.call, saved_ids, pending.expires_at
         )
+    # Read again, not the copy the command started from: a save refused for
+    # another aggregate's sake has already moved that copy's version on.
+    expired = stored_receipt(app, pending.key)
+    if expired is None or expired.version != pending.based_on:
+        raise ReceiptTakenError(pending.key)
     expired.renew(pending.call, saved_ids, pending.expires_at)
     return expired
 
