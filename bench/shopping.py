@@ -78,10 +78,12 @@ def write_checkouts(
     client: int,
     checkouts: int,
     abandon_share: float,
+    with_delivery: bool = True,
     *,
     start: StartSignal,
 ) -> ClientReport:
-    """Checks ``checkouts`` carts out (and abandons a share of others)."""
+    """Checks ``checkouts`` carts out (and abandons a share of others), with
+    made-up delivery details unless told not to."""
     rng = random.Random(1000 + client)
     report = ClientReport()
     with Shop(database_url=database_url, subscribers="workers") as shop:
@@ -97,7 +99,11 @@ def write_checkouts(
                 shop.abandon_cart(cart)
                 report.outcomes["abandoned"] += 1
             else:
-                order = shop.checkout(cart, **fake_delivery(customer))
+                order = (
+                    shop.checkout(cart, **fake_delivery(customer))
+                    if with_delivery
+                    else shop.checkout(cart)
+                )
                 report.order_ids.append(str(order))
         report.finished = time.monotonic()
     return report

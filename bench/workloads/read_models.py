@@ -60,11 +60,13 @@ ABANDON_SHARE = 0.05
 
 
 def write_checkouts_by_clients(
-    bench: Bench, url: str, checkouts: int
+    bench: Bench, url: str, checkouts: int, *, with_delivery: bool = True
 ) -> list[ClientReport]:
     """Stocks the catalogue and has ``clients`` processes write ``checkouts``
     checkouts between them (and abandon a share of other carts), while nothing
-    reacts. The Carts log is then whole: nothing downstream writes to it."""
+    reacts. The Carts log is then whole: nothing downstream writes to it.
+    ``with_delivery``: checkouts carry delivery details, whose customers'
+    keys are kept in the shop's views database."""
     sizes = bench.sizes
     with Shop(database_url=url, subscribers="workers") as shop:
         stock_up(shop, checkouts)
@@ -73,7 +75,10 @@ def write_checkouts_by_clients(
     shares[0] += checkouts - sum(shares)
     return run_clients(
         write_checkouts,
-        [(url, client, share, ABANDON_SHARE) for client, share in enumerate(shares)],
+        [
+            (url, client, share, ABANDON_SHARE, with_delivery)
+            for client, share in enumerate(shares)
+        ],
         timeout=sizes.timeout,
     )
 
